@@ -1,0 +1,332 @@
+import { Command, CommanderError, Option } from 'commander';
+import type { Actor } from '../shared/catalog/index.js';
+import { AirlockError, isAirlockError } from '../shared/errors/index.js';
+import { Lake } from '../shared/lake/Lake.js';
+import { lakeLocation } from '../shared/lake/openLake.js';
+import { runDemo } from './demo.js';
+import { EXIT, errorBody, exitCodeOf } from './exitCodes.js';
+import {
+  renderBranches,
+  renderDiff,
+  renderLog,
+  renderMerge,
+  renderTable,
+  renderTables,
+  short,
+} from './render.js';
+
+/** What a command produced: the `--json` value, the human text, and an exit code. */
+export interface Output {
+  value: unknown;
+  text: string;
+  exitCode?: number;
+}
+
+/** What every command handler receives. */
+export interface Context {
+  /** The opened lake (opened on first use, closed after the command). */
+  lake(): Promise<Lake>;
+  /** The acting person/agent. */
+  actor(): Promise<Actor>;
+  json: boolean;
+  /** Progress and notes for people, on stderr (silent under --json). */
+  note(message: string): void;
+}
+
+interface CommonOptions {
+  json?: boolean;
+  lake?: string;
+}
+
+type Handler = (ctx: Context, args: string[], options: Record<string, unknown>) => Promise<Output>;
+
+/** Adds the options every command accepts. */
+function common(cmd: Command): Command {
+  return cmd
+    .option('--json', 'print exactly one JSON value on stdout (errors as {"error":{code,message}})')
+    .option('--lake <dir>', 'lake directory (default: $AIRLOCK_LAKE or ./.airlock)');
+}
+
+/**
+ * Wires a handler: builds the context, runs it, prints the result, sets the exit code.
+ * The only place that prints results or errors, so every command behaves the same.
+ */
+function act(cmd: Command, handler: Handler): Command {
+  return cmd.action(async (...raw: unknown[]) => {
+    const command = raw[raw.length - 1] as Command;
+    const options = command.opts() as Record<string, unknown> & CommonOptions;
+    const args = raw.slice(0, -2).flatMap((a) => (Array.isArray(a) ? a : [a])) as string[];
+    const json = !!options.json;
+    let lake: Lake | undefined;
+    const ctx: Context = {
+      json,
+      lake: async () => {
+        lake ??= await Lake.open(lakeLocation({ ...(options.lake ? { lake: options.lake } : {}) }));
+        return lake;
+      },
+      actor: async () => ({ person: (await ctx.lake()).owner }),
+      note: (message) => {
+        if (!json) process.stderr.write(`${message}\n`);
+      },
+    };
+    try {
+      const out = await handler(ctx, args, options);
+      process.stdout.write(json ? `${JSON.stringify(out.value, jsonSafe)}\n` : out.text ? `${out.text}\n` : '');
+      process.exitCode = out.exitCode ?? EXIT.ok;
+    } catch (error) {
+      report(error, json);
+    } finally {
+      await lake?.close();
+    }
+  });
+}
+
+/** BigInt-safe JSON: safe integers as numbers, others as strings (public contract). */
+export function jsonSafe(_key: string, value: unknown): unknown {
+  if (typeof value === 'bigint') {
+    return value <= BigInt(Number.MAX_SAFE_INTEGER) && value >= BigInt(Number.MIN_SAFE_INTEGER)
+      ? Number(value)
+      : value.toString();
+  }
+  return value;
+}
+
+function report(error: unknown, json: boolean): void {
+  if (json) process.stdout.write(`${JSON.stringify(errorBody(error))}\n`);
+  else {
+    const message = isAirlockError(error) ? error.message : error instanceof Error ? (error.stack ?? error.message) : String(error);
+    process.stderr.write(`error: ${message}\n`);
+  }
+  process.exitCode = exitCodeOf(error);
+}
+
+function list(value: string, previous: string[] = []): string[] {
+  return [...previous, ...value.split(',').map((s) => s.trim()).filter(Boolean)];
+}
+
+function positiveInt(name: string) {
+  return (value: string) => {
+    const n = Number(value);
+    if (!Number.isSafeInteger(n) || n <= 0) throw new AirlockError('USAGE', `${name} must be a positive whole number, got '${value}'`);
+    return n;
+  };
+}
+
+/** Builds the `airlock` program. */
+export function buildProgram(): Command {
+  const program = new Command('airlock')
+    .description(
+      'Airlock: a transactional, event-sourced lakehouse catalog. Tables are versioned like code:\n' +
+        'every change is a commit on a branch, merges publish atomically, every action is audited.',
+    )
+    .version('0.1.0')
+    .showSuggestionAfterError()
+    .addHelpText(
+      'after',
+      '\nExit codes: 0 ok, 1 error, 2 usage, 3 conflict, 4 permission denied, 5 waiting for approval.\n' +
+        'Lake: --lake DIR or AIRLOCK_LAKE (default ./.airlock); AIRLOCK_BACKEND=aws with\n' +
+        'AIRLOCK_DYNAMODB_TABLE and AIRLOCK_BUCKET for DynamoDB + S3.',
+    );
+
+  act(common(program.command('init').description('create a lake with a protected main branch (idempotent)')), async (_ctx, _a, o) => {
+    const { lake, created, head } = await Lake.init(lakeLocation({ ...(o.lake ? { lake: o.lake as string } : {}) }));
+    await lake.close();
+    return {
+      value: { created, head, branch: 'main' },
+      text: created ? `Initialised lake; main is at ${short(head)} (protected)` : `Lake already initialised; main is at ${short(head)}`,
+    };
+  });
+
+  act(
+    common(program.command('demo').description('tell the end-to-end story on a fresh lake: import, branch, diff, merge, time travel, revert')),
+    async (ctx, _a, o) => runDemo({ json: ctx.json, ...(o.lake ? { lake: o.lake as string } : {}) }),
+  );
+
+  // ------------------------------------------------------------ branches and tags
+  const branch = program.command('branch').description('create, list, delete and restore branches');
+  act(
+    common(branch.command('create <name>').description('create a branch (O(1), copies no data)').option('--from <ref>', 'where the branch starts', 'main')),
+    async (ctx, [name], o) => {
+      const lake = await ctx.lake();
+      const event = await lake.catalog.createBranch(name as string, o.from as string, await ctx.actor());
+      return { value: { name, head: event.commit, from: o.from }, text: `Created branch '${name}' at ${short(event.commit)} (from ${o.from})` };
+    },
+  );
+  act(common(branch.command('list').description('list live branches')), async (ctx) => {
+    const branches = await (await ctx.lake()).catalog.listBranches();
+    return { value: branches, text: renderBranches(branches) };
+  });
+  act(common(branch.command('delete <name>').description('delete a branch (recoverable with branch restore)')), async (ctx, [name]) => {
+    const event = await (await ctx.lake()).catalog.deleteBranch(name as string, await ctx.actor());
+    const head = event.info?.previousHead as string;
+    return { value: { name, deleted: true, lastHead: head }, text: `Deleted branch '${name}' (was at ${short(head)}; 'airlock branch restore ${name}' brings it back)` };
+  });
+  act(common(branch.command('restore <name>').description('bring back a deleted branch at its last head')), async (ctx, [name]) => {
+    const event = await (await ctx.lake()).catalog.restoreBranch(name as string, await ctx.actor());
+    return { value: { name, head: event.commit }, text: `Restored branch '${name}' at ${short(event.commit)}` };
+  });
+
+  const tag = program.command('tag').description('immutable names for commits');
+  act(common(tag.command('create <name> <ref>').description('tag a ref')), async (ctx, [name, ref]) => {
+    const t = await (await ctx.lake()).catalog.createTag(name as string, ref as string, await ctx.actor());
+    return { value: t, text: `Tagged ${short(t.commit)} as '${t.name}'` };
+  });
+  act(common(tag.command('list').description('list tags')), async (ctx) => {
+    const tags = await (await ctx.lake()).catalog.listTags();
+    return { value: tags, text: tags.map((t) => `${t.name.padEnd(24)} ${short(t.commit)}  ${t.time}`).join('\n') || '(no tags)' };
+  });
+
+  // ------------------------------------------------------------ tables
+  const table = program.command('table').description('list, show, import, export, evolve and drop tables');
+  act(common(table.command('list').description('tables at a ref').option('--ref <ref>', 'branch, tag, commit, ref@time or ref~N', 'main')), async (ctx, _a, o) => {
+    const tables = await (await ctx.lake()).catalog.listTables(o.ref as string);
+    return { value: tables, text: renderTables(tables) };
+  });
+  act(common(table.command('show <table>').description('schema, constraints and size of a table').option('--ref <ref>', 'ref to read', 'main')), async (ctx, [name], o) => {
+    const { id, version } = await (await ctx.lake()).catalog.getTable(o.ref as string, name as string);
+    return {
+      value: { name, version: id, rowCount: version.rowCount, bytes: version.bytes, files: version.files.length, schema: version.schema, constraints: version.constraints, ref: o.ref },
+      text: renderTable(name as string, id, version),
+    };
+  });
+  act(
+    common(
+      table
+        .command('import <table> <file>')
+        .description('import a .csv, .parquet, .json or .jsonl file as one commit (schema inferred for a new table, checked otherwise)')
+        .requiredOption('--branch <branch>', 'branch to commit to (protected branches change only by merge)')
+        .addOption(new Option('--mode <mode>', 'append rows or replace the table').choices(['append', 'overwrite']).default('append'))
+        .option('--not-null <columns>', 'new table: columns that must not be null (comma-separated)', list)
+        .option('--unique <columns>', 'new table: unique key columns (comma-separated)', list)
+        .option('--tag <column=tag>', 'new table: tag a column, e.g. --tag email=pii (repeatable)', (v: string, p: string[] = []) => [...p, v])
+        .option('-m, --message <text>', 'commit message'),
+    ),
+    async (ctx, [name, file], o) => {
+      const tags: Record<string, string[]> = {};
+      for (const t of (o.tag as string[] | undefined) ?? []) {
+        const [col, value] = t.split('=');
+        if (!col || !value) throw new AirlockError('USAGE', `--tag expects column=tag, got '${t}'`);
+        (tags[col] ??= []).push(value);
+      }
+      const lake = await ctx.lake();
+      ctx.note(`Importing ${file} into ${name} on ${o.branch}…`);
+      const started = Date.now();
+      const r = await lake.importTable(await ctx.actor(), {
+        table: name as string,
+        file: file as string,
+        branch: o.branch as string,
+        mode: o.mode as 'append' | 'overwrite',
+        notNull: (o.notNull as string[]) ?? [],
+        unique: (o.unique as string[]) ?? [],
+        tags,
+        ...(o.message ? { message: o.message as string } : {}),
+      });
+      const renamed = Object.entries(r.renamed).map(([a, b]) => `${a}→${b}`);
+      return {
+        value: r,
+        text: `${r.created ? 'Created' : r.mode === 'append' ? 'Appended to' : 'Overwrote'} ${r.table} on ${r.branch}: ${r.rows} rows in ${Date.now() - started} ms, commit ${short(r.commit)}${renamed.length ? `\n(columns renamed: ${renamed.join(', ')})` : ''}`,
+      };
+    },
+  );
+  act(
+    common(table.command('export <table> <file>').description('write a table to .csv, .parquet, .json or .jsonl').option('--ref <ref>', 'ref to read', 'main')),
+    async (ctx, [name, file], o) => {
+      const r = await (await ctx.lake()).exportTable(await ctx.actor(), { table: name as string, ref: o.ref as string, file: file as string });
+      return { value: { table: name, ref: o.ref, ...r }, text: `Exported ${r.rows} rows of ${name}@${o.ref} to ${r.file}` };
+    },
+  );
+  act(common(table.command('drop <table>').description('drop a table on a branch (history keeps it)').requiredOption('--branch <branch>', 'branch')), async (ctx, [name], o) => {
+    const r = await (await ctx.lake()).dropTable(await ctx.actor(), { table: name as string, branch: o.branch as string });
+    return { value: { table: name, branch: o.branch, commit: r.commit.id }, text: `Dropped ${name} on ${o.branch} (commit ${short(r.commit.id)})` };
+  });
+  act(
+    common(
+      table
+        .command('add-column <table> <column> <type>')
+        .description('add a nullable column (Int64, Float64, Utf8, Bool, Date32, Timestamp, Decimal(p,s), …)')
+        .requiredOption('--branch <branch>', 'branch')
+        .option('--tag <tag>', 'tag the column (e.g. pii; repeatable)', (v: string, p: string[] = []) => [...p, v]),
+    ),
+    async (ctx, [name, column, type], o) => {
+      const r = await (await ctx.lake()).addColumn(await ctx.actor(), {
+        table: name as string,
+        column: column as string,
+        type: type as string,
+        branch: o.branch as string,
+        tags: (o.tag as string[]) ?? [],
+      });
+      return { value: { table: name, column, type, commit: r.commit.id }, text: `Added ${column} ${type} to ${name} on ${o.branch} (commit ${short(r.commit.id)})` };
+    },
+  );
+
+  // ------------------------------------------------------------ history
+  act(
+    common(program.command('log [ref]').description('first-parent history, newest first').option('--limit <n>', 'at most this many commits', positiveInt('--limit'), 20)),
+    async (ctx, [ref], o) => {
+      const commits = await (await ctx.lake()).catalog.history(ref ?? 'main', o.limit as number);
+      return {
+        value: commits.map((c) => ({ id: c.id, parents: c.parents, author: c.author, agent: c.agent, message: c.message, time: c.time, kind: c.kind, runId: c.runId })),
+        text: renderLog(commits),
+      };
+    },
+  );
+  act(common(program.command('diff <from> <to>').description('tables added, removed and changed between two refs')), async (ctx, [from, to]) => {
+    const diff = await (await ctx.lake()).catalog.diff(from as string, to as string);
+    return { value: diff, text: renderDiff(diff) };
+  });
+  act(
+    common(program.command('merge <source>').description('merge a ref into a branch in one atomic transaction').requiredOption('--into <branch>', 'target branch').option('--dry-run', 'report what would happen, change nothing').option('-m, --message <text>', 'merge commit message')),
+    async (ctx, [source], o) => {
+      const result = await (await ctx.lake()).catalog.merge(source as string, o.into as string, {
+        actor: await ctx.actor(),
+        message: (o.message as string) ?? `Merge ${source} into ${o.into}`,
+        dryRun: !!o.dryRun,
+      });
+      return { value: result, text: renderMerge(result), exitCode: result.status === 'conflict' ? EXIT.conflict : EXIT.ok };
+    },
+  );
+  act(
+    common(program.command('revert <commit>').description('a new commit restoring the tables a commit changed').requiredOption('--branch <branch>', 'branch to revert on').option('-m, --message <text>', 'commit message')),
+    async (ctx, [commit], o) => {
+      const r = await (await ctx.lake()).catalog.revert(commit as string, o.branch as string, {
+        actor: await ctx.actor(),
+        ...(o.message ? { message: o.message as string } : {}),
+      });
+      return { value: { commit: r.commit.id, branch: o.branch, reverted: commit }, text: `Reverted ${commit} on ${o.branch} as ${short(r.commit.id)}` };
+    },
+  );
+
+  return program;
+}
+
+/** Runs the CLI with `argv`; resolves to the exit code. */
+export async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  const json = argv.includes('--json');
+  program.exitOverride();
+  program.configureOutput({
+    writeErr: (s) => {
+      if (!json) process.stderr.write(s);
+    },
+  });
+  for (const c of allCommands(program)) {
+    c.exitOverride();
+    c.configureOutput({ writeErr: (s) => (json ? undefined : process.stderr.write(s)) });
+  }
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return Number(process.exitCode ?? 0);
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      if (e.exitCode === 0) return 0;
+      if (json) process.stdout.write(`${JSON.stringify({ error: { code: 'USAGE', message: e.message.replace(/^error: /, '') } })}\n`);
+      return EXIT.usage;
+    }
+    report(e, json);
+    return Number(process.exitCode ?? 1);
+  }
+}
+
+function allCommands(cmd: Command): Command[] {
+  return cmd.commands.flatMap((c) => [c, ...allCommands(c)]);
+}

@@ -1,0 +1,206 @@
+import { randomUUID } from 'node:crypto';
+import { rmSync } from 'node:fs';
+import { Catalog, type CommitResult, type TableChange, validateColumnName, validateTableName } from '../catalog/index.js';
+import type { Actor, Field, FieldType, TableVersion } from '../catalog/index.js';
+import { DuckDbConstraintValidator, exportRows, prepareImport } from '../data/index.js';
+import { invalid, isAirlockError, isNotFound } from '../errors/index.js';
+import { type LakeLocation, type LakeStores, openLakeStores } from './openLake.js';
+
+/** Options of {@link Lake.importTable}. */
+export interface ImportOptions {
+  table: string;
+  file: string;
+  branch: string;
+  mode?: 'append' | 'overwrite';
+  /** For a new table: not-null columns, unique key, column tags. */
+  notNull?: string[];
+  unique?: string[];
+  tags?: Record<string, string[]>;
+  message?: string;
+}
+
+/** The outcome of an import. */
+export interface ImportResult {
+  table: string;
+  branch: string;
+  mode: 'append' | 'overwrite';
+  rows: number;
+  created: boolean;
+  commit: string;
+  version: string;
+  renamed: Record<string, string>;
+}
+
+const FIELD_TYPES = new Set([
+  'Bool', 'Int8', 'Int16', 'Int32', 'Int64', 'UInt8', 'UInt16', 'UInt32', 'UInt64',
+  'Float32', 'Float64', 'Utf8', 'Binary', 'Date32', 'Timestamp',
+]);
+
+/**
+ * A lake: the catalog plus its data. This is the one service every interface (CLI, HTTP,
+ * MCP, Lambda handlers) calls, with the acting {@link Actor}; table operations that read
+ * or write data live here so interfaces stay thin.
+ */
+export class Lake {
+  readonly catalog: Catalog;
+
+  private constructor(readonly stores: LakeStores) {
+    this.catalog = new Catalog(stores.store, stores.objects, {
+      validator: new DuckDbConstraintValidator(stores.objects),
+    });
+  }
+
+  /** Opens an existing lake (NOT_FOUND when the location is not a lake). */
+  static async open(location: LakeLocation): Promise<Lake> {
+    const lake = new Lake(await openLakeStores(location));
+    if (!(await lake.catalog.isInitialized())) {
+      await lake.close();
+      throw invalid(`the lake at ${describeLocation(location)} is not initialised; run 'airlock init'`);
+    }
+    return lake;
+  }
+
+  /** Creates (or re-opens) a lake and its `main` branch. Idempotent. */
+  static async init(location: LakeLocation): Promise<{ lake: Lake; created: boolean; head: string }> {
+    const lake = new Lake(await openLakeStores(location, { create: true }));
+    const { created, head } = await lake.catalog.init({ person: lake.owner });
+    return { lake, created, head };
+  }
+
+  /** The person the embedded CLI acts as without a token. */
+  get owner(): string {
+    return this.stores.owner;
+  }
+
+  async close(): Promise<void> {
+    await this.stores.store.close();
+    await this.stores.objects.close();
+  }
+
+  /**
+   * Imports a file into a table on a branch as one commit. The file is validated and
+   * written as Parquet first; only then is it moved into the object store and committed.
+   * Any failure leaves the branch as it was; a failure after the move deletes the
+   * unreferenced file (a crash there leaves it unreferenced, never referenced-and-missing).
+   */
+  async importTable(actor: Actor, options: ImportOptions): Promise<ImportResult> {
+    const mode = options.mode ?? 'append';
+    if (mode !== 'append' && mode !== 'overwrite') throw invalid(`unknown import mode '${mode}' (use append or overwrite)`);
+    validateTableName(options.table);
+    await this.catalog.assertCommittable(options.branch);
+    const existing = await this.tableOrUndefined(options.branch, options.table);
+    const prepared = await prepareImport({
+      file: options.file,
+      table: options.table,
+      stagingDir: this.stores.stagingDir,
+      ...(existing ? { existing: existing.version } : {}),
+      create: { notNull: options.notNull ?? [], unique: options.unique ?? [], tags: options.tags ?? {} },
+    });
+    const [namespace, name] = options.table.split('.') as [string, string];
+    const key = `data/${namespace}/${name}/${randomUUID()}.parquet`;
+    try {
+      if (prepared.file) await this.stores.objects.putFile(key, prepared.file.path, { move: true });
+    } finally {
+      if (prepared.file) rmSync(prepared.file.path, { force: true });
+    }
+    const files = prepared.file ? [{ key, ...prepared.file.stats }] : [];
+    const change: TableChange =
+      mode === 'append'
+        ? { kind: 'append', table: options.table, files, schema: prepared.schema, constraints: prepared.constraints }
+        : {
+            kind: 'put',
+            table: options.table,
+            base: existing?.id ?? null,
+            version: {
+              schema: prepared.schema,
+              constraints: prepared.constraints,
+              files,
+              rowCount: prepared.rows,
+              bytes: files.reduce((n, f) => n + f.bytes, 0),
+              op: existing ? 'overwrite' : 'create',
+            },
+          };
+    const message = options.message ?? `${mode === 'append' ? 'Append' : 'Overwrite'} ${options.table} from ${options.file} (${prepared.rows} rows)`;
+    let result: CommitResult;
+    try {
+      result = await this.catalog.commit(options.branch, [change], { actor, message });
+    } catch (e) {
+      if (prepared.file && isAirlockError(e) && e.code !== 'INTERNAL') await this.stores.objects.delete(key);
+      throw e;
+    }
+    const tree = await this.catalog.treeOf(result.commit);
+    return {
+      table: options.table,
+      branch: options.branch,
+      mode,
+      rows: prepared.rows,
+      created: !existing,
+      commit: result.commit.id,
+      version: tree.tables[options.table] as string,
+      renamed: prepared.renamed,
+    };
+  }
+
+  /** Writes a table at a ref to a CSV, Parquet, JSON or JSONL file. */
+  async exportTable(_actor: Actor, options: { table: string; ref: string; file: string }): Promise<{ rows: number; file: string }> {
+    const { version } = await this.catalog.getTable(options.ref, options.table);
+    const paths = await Promise.all(version.files.map((f) => this.stores.objects.localPath(f.key)));
+    const rows = await exportRows(version.schema, paths, options.file);
+    return { rows, file: options.file };
+  }
+
+  /** Drops a table on a branch (the data stays reachable from history). */
+  async dropTable(actor: Actor, options: { table: string; branch: string }): Promise<CommitResult> {
+    const { id } = await this.catalog.getTable(options.branch, options.table);
+    return this.catalog.commit(options.branch, [{ kind: 'drop', table: options.table, base: id }], {
+      actor,
+      message: `Drop ${options.table}`,
+    });
+  }
+
+  /**
+   * Adds a nullable column (schema evolution without rewriting data: older files lack
+   * the column and read as NULL).
+   */
+  async addColumn(
+    actor: Actor,
+    options: { table: string; branch: string; column: string; type: string; tags?: string[] },
+  ): Promise<CommitResult> {
+    validateColumnName(options.column);
+    const type = parseFieldType(options.type);
+    const { id, version } = await this.catalog.getTable(options.branch, options.table);
+    if (version.schema.fields.some((f) => f.name === options.column)) {
+      throw invalid(`table '${options.table}' already has a column '${options.column}'`);
+    }
+    const field: Field = { name: options.column, type, nullable: true, tags: [...(options.tags ?? [])].sort() };
+    const next: Omit<TableVersion, 'parent' | 'table'> = {
+      ...version,
+      schema: { fields: [...version.schema.fields, field] },
+      op: 'schema',
+    };
+    return this.catalog.commit(
+      options.branch,
+      [{ kind: 'put', table: options.table, base: id, version: next }],
+      { actor, message: `Add column ${options.column} ${type} to ${options.table}` },
+    );
+  }
+
+  private async tableOrUndefined(branch: string, table: string) {
+    try {
+      return await this.catalog.getTable(branch, table);
+    } catch (e) {
+      if (isNotFound(e) && (e.details.table === table)) return undefined;
+      throw e;
+    }
+  }
+
+}
+
+function parseFieldType(text: string): FieldType {
+  if (FIELD_TYPES.has(text) || /^Decimal\(\d+,\d+\)$/.test(text)) return text as FieldType;
+  throw invalid(`unknown column type '${text}' (use one of ${[...FIELD_TYPES].join(', ')}, Decimal(p,s))`);
+}
+
+function describeLocation(location: LakeLocation): string {
+  return location.backend === 'local' ? location.dir : `dynamodb:${location.table} + s3:${location.bucket}`;
+}
