@@ -2,6 +2,7 @@ import { Command, CommanderError, Option } from 'commander';
 import type { Actor } from '../shared/catalog/index.js';
 import { AirlockError, isAirlockError } from '../shared/errors/index.js';
 import { Lake } from '../shared/lake/Lake.js';
+import type { RowFormat } from '../shared/query/index.js';
 import { lakeLocation } from '../shared/lake/openLake.js';
 import { runDemo } from './demo.js';
 import { EXIT, errorBody, exitCodeOf } from './exitCodes.js';
@@ -256,6 +257,39 @@ export function buildProgram(): Command {
         tags: (o.tag as string[]) ?? [],
       });
       return { value: { table: name, column, type, commit: r.commit.id }, text: `Added ${column} ${type} to ${name} on ${o.branch} (commit ${short(r.commit.id)})` };
+    },
+  );
+
+  // ------------------------------------------------------------ queries
+  act(
+    common(
+      program
+        .command('query <sql>')
+        .description('run one read-only SELECT over the snapshot of a ref (tables as ns.table)')
+        .option('--ref <ref>', 'branch, tag, commit, ref@time or ref~N', 'main')
+        .addOption(new Option('--format <format>', 'output format').choices(['json', 'csv', 'table']).default('table'))
+        .option('--max-rows <n>', 'return at most n rows (the result says when it was truncated)', positiveInt('--max-rows'))
+        .option('--param <name=value>', 'bind $name in the SQL (repeatable; never spliced into the text)', (v: string, p: string[] = []) => [...p, v]),
+    ),
+    async (ctx, [sql], o) => {
+      const params: Record<string, string> = {};
+      for (const p of (o.param as string[] | undefined) ?? []) {
+        const eq = p.indexOf('=');
+        if (eq <= 0) throw new AirlockError('USAGE', `--param expects name=value, got '${p}'`);
+        params[p.slice(0, eq)] = p.slice(eq + 1);
+      }
+      const lake = await ctx.lake();
+      const result = await lake.query(await ctx.actor(), {
+        sql: sql as string,
+        ref: o.ref as string,
+        params,
+        ...(o.maxRows ? { caps: { maxRows: o.maxRows as number } } : {}),
+      });
+      const value = { columns: result.columns, rows: result.rows, stats: result.stats };
+      const format = (o.format as RowFormat) ?? 'table';
+      const note = result.stats.truncated ? `\n(truncated to ${result.stats.rowsReturned} rows)` : '';
+      const { formatRows } = await import('../shared/query/index.js');
+      return { value, text: `${formatRows(result, format)}${format === 'table' ? note : ''}` };
     },
   );
 

@@ -12,6 +12,9 @@ await build({
   format: 'esm',
   target: 'node20',
   packages: 'external',
+  // Chunks keep heavy engines (DuckDB, Arrow, AWS SDK) out of start-up for commands that do not use them.
+  splitting: true,
+  chunkNames: 'chunks/[name]-[hash]',
   sourcemap: 'linked',
   logLevel: 'warning',
 });

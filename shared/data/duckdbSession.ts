@@ -1,4 +1,4 @@
-import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
+import type { DuckDBConnection, DuckDBInstance } from '@duckdb/node-api';
 import { invalid } from '../errors/index.js';
 
 let shared: Promise<DuckDBInstance> | undefined;
@@ -9,7 +9,8 @@ let shared: Promise<DuckDBInstance> | undefined;
  * locked-down instance each (see `shared/query`).
  */
 function instance(): Promise<DuckDBInstance> {
-  shared ??= DuckDBInstance.create(':memory:', { threads: '2' });
+  // Loaded on first use: commands that touch no data never pay for the native engine.
+  shared ??= import('@duckdb/node-api').then(({ DuckDBInstance }) => DuckDBInstance.create(':memory:', { threads: '2' }));
   return shared;
 }
 

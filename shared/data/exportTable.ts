@@ -1,20 +1,23 @@
 import { extname } from 'node:path';
-import type { TableSchema } from '../catalog/model.js';
+import type { Field, TableVersion } from '../catalog/model.js';
 import { invalid } from '../errors/index.js';
 import { duckdbType, sqlIdent, sqlString } from './duckdbTypes.js';
 import { fileError, rows, withConnection } from './duckdbSession.js';
 
 /**
- * A SELECT over a table version's data files, typed by its schema. A table with no files
- * still yields its columns (and no rows), so readers never special-case empty tables.
+ * A SELECT over a table version's data files, typed by its schema. Files written before
+ * a column was added lack it and read as NULL (`union_by_name`); a column no file has yet
+ * is a typed NULL; a table with no files still yields its columns and no rows, so
+ * readers never special-case schema evolution or empty tables.
  */
-export function tableRelationSql(schema: TableSchema, paths: string[]): string {
-  const cols = schema.fields.map((f) => sqlIdent(f.name)).join(', ');
-  if (paths.length === 0) {
-    const typed = schema.fields.map((f) => `CAST(NULL AS ${duckdbType(f.type)}) AS ${sqlIdent(f.name)}`).join(', ');
-    return `SELECT ${typed} WHERE false`;
-  }
-  return `SELECT ${cols} FROM read_parquet([${paths.map(sqlString).join(', ')}])`;
+export function tableRelationSql(version: Pick<TableVersion, 'schema' | 'files'>, paths: string[]): string {
+  const typedNull = (f: Field) => `CAST(NULL AS ${duckdbType(f.type)}) AS ${sqlIdent(f.name)}`;
+  if (paths.length === 0) return `SELECT ${version.schema.fields.map(typedNull).join(', ')} WHERE false`;
+  const present = (f: Field) => version.files.some((file) => file.columns[f.name] !== undefined);
+  const cols = version.schema.fields
+    .map((f) => (present(f) ? `CAST(${sqlIdent(f.name)} AS ${duckdbType(f.type)}) AS ${sqlIdent(f.name)}` : typedNull(f)))
+    .join(', ');
+  return `SELECT ${cols} FROM read_parquet([${paths.map(sqlString).join(', ')}], union_by_name = true)`;
 }
 
 /** Output formats of an export, by extension. */
@@ -27,11 +30,11 @@ const FORMATS: Record<string, string> = {
 };
 
 /** Writes a table version's rows to a CSV, Parquet, JSON or JSONL file. Returns the row count. */
-export async function exportRows(schema: TableSchema, paths: string[], out: string): Promise<number> {
+export async function exportRows(version: Pick<TableVersion, 'schema' | 'files'>, paths: string[], out: string): Promise<number> {
   const options = FORMATS[extname(out).toLowerCase()];
   if (!options) throw invalid(`cannot export to '${out}': use a .csv, .parquet, .json or .jsonl file name`);
   return withConnection(async (connection) => {
-    const relation = tableRelationSql(schema, paths);
+    const relation = tableRelationSql(version, paths);
     try {
       await connection.run(`COPY (${relation}) TO ${sqlString(out)} (${options})`);
     } catch (e) {

@@ -51,7 +51,9 @@ function sourceSql(file: string, format: InputFormat, asText: boolean): string {
   const path = sqlString(file);
   switch (format) {
     case 'csv':
-      return `read_csv(${path}, header = true${asText ? ', all_varchar = true' : ''})`;
+      // RFC 4180 dialect, strictly: a sniffer that guesses another dialect would turn a
+      // malformed file (an unterminated quote, ragged rows) into a silently wrong table.
+      return `read_csv(${path}, header = true, delim = ',', quote = '"', escape = '"', skip = 0, strict_mode = true, null_padding = false${asText ? ', all_varchar = true' : ''})`;
     case 'parquet':
       return `read_parquet(${path})`;
     case 'json':
@@ -102,6 +104,13 @@ export async function prepareImport(request: ImportRequest): Promise<PreparedImp
     try {
       described = (await rows(connection, `DESCRIBE SELECT * FROM ${source}`)) as typeof described;
     } catch (e) {
+      if (format === 'csv' && /sniff|dialect/i.test(String((e as Error).message))) {
+        throw invalid(
+          `cannot read '${file}': malformed CSV — an unterminated quote, or a row whose number of fields differs from the header (Airlock reads comma-separated files with a header row, RFC 4180)`,
+          { file },
+          e,
+        );
+      }
       throw fileError(file, e, format === 'parquet' ? 'read (corrupt or not a Parquet file?)' : 'read');
     }
     const renamed: Record<string, string> = {};
@@ -225,7 +234,7 @@ export async function checkUniqueIn(
   const list = `[${paths.map(sqlString).join(', ')}]`;
   const dups = await rows(
     connection,
-    `SELECT ${cols}, count(*) AS n FROM read_parquet(${list}) GROUP BY ${cols} HAVING count(*) > 1 LIMIT 3`,
+    `SELECT ${cols}, count(*) AS n FROM read_parquet(${list}, union_by_name = true) GROUP BY ${cols} HAVING count(*) > 1 LIMIT 3`,
   );
   if (dups.length > 0) {
     const shown = dups.map((r) => unique.map((c) => String(r[c])).join('/')).join(', ');

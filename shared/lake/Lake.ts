@@ -4,6 +4,10 @@ import { Catalog, type CommitResult, type TableChange, validateColumnName, valid
 import type { Actor, Field, FieldType, TableVersion } from '../catalog/index.js';
 import { DuckDbConstraintValidator, exportRows, prepareImport } from '../data/index.js';
 import { invalid, isAirlockError, isNotFound } from '../errors/index.js';
+import type { QueryCaps, QueryGovernor, QueryParam, QueryResult, QuerySink, QueryStats, SnapshotTable } from '../query/index.js';
+
+/** The query engine, loaded on first query (it brings DuckDB and Arrow). */
+const queryEngine = () => import('../query/index.js');
 import { type LakeLocation, type LakeStores, openLakeStores } from './openLake.js';
 
 /** Options of {@link Lake.importTable}. */
@@ -17,6 +21,15 @@ export interface ImportOptions {
   unique?: string[];
   tags?: Record<string, string[]>;
   message?: string;
+}
+
+/** Options of {@link Lake.query}. */
+export interface QueryOptions {
+  sql: string;
+  ref?: string;
+  params?: Record<string, QueryParam>;
+  /** Lower caps for this query (never above the lake's and person's caps). */
+  caps?: Partial<QueryCaps>;
 }
 
 /** The outcome of an import. */
@@ -43,6 +56,7 @@ const FIELD_TYPES = new Set([
  */
 export class Lake {
   readonly catalog: Catalog;
+  private queryGovernor: QueryGovernor | undefined;
 
   private constructor(readonly stores: LakeStores) {
     this.catalog = new Catalog(stores.store, stores.objects, {
@@ -141,11 +155,57 @@ export class Lake {
     };
   }
 
+  /**
+   * Runs one read-only SELECT over the snapshot of a ref. Table names resolve to the exact
+   * Parquet files of that snapshot; the engine refuses anything else (see shared/query).
+   * Caps apply per query and per person (agents draw on their person's budget).
+   */
+  async query(actor: Actor, options: QueryOptions): Promise<QueryResult & { ref: string; commit: string }> {
+    const { request, commit, ref } = await this.queryRequest(actor, options);
+    const result = await (await queryEngine()).runQuery(request);
+    return { ...result, ref, commit };
+  }
+
+  /** Like {@link query}, but streams rows to a sink without holding the whole result. */
+  async streamQuery(actor: Actor, options: QueryOptions, sink: QuerySink): Promise<{ stats: QueryStats; commit: string }> {
+    const { request, commit } = await this.queryRequest(actor, options);
+    const { stats } = await (await queryEngine()).streamQuery(request, sink);
+    return { stats, commit };
+  }
+
+  private async queryRequest(actor: Actor, options: QueryOptions) {
+    const ref = options.ref ?? 'main';
+    const snapshot = await this.catalog.snapshot(ref);
+    const tables: SnapshotTable[] = await Promise.all(
+      [...snapshot.tables.entries()].map(async ([name, { version }]) => ({
+        name,
+        schema: version.schema,
+        files: await Promise.all(
+          version.files.map(async (f) => ({ ...f, path: await this.stores.objects.localPath(f.key) })),
+        ),
+      })),
+    );
+    const engine = await queryEngine();
+    const caps = tighten(engine.DEFAULT_CAPS, options.caps ?? {});
+    this.queryGovernor ??= new engine.QueryGovernor(this.stores.store);
+    return {
+      ref,
+      commit: snapshot.commit.id,
+      request: {
+        sql: options.sql,
+        tables,
+        caps,
+        ...(options.params ? { params: options.params } : {}),
+        governance: { governor: this.queryGovernor, person: actor.person },
+      },
+    };
+  }
+
   /** Writes a table at a ref to a CSV, Parquet, JSON or JSONL file. */
   async exportTable(_actor: Actor, options: { table: string; ref: string; file: string }): Promise<{ rows: number; file: string }> {
     const { version } = await this.catalog.getTable(options.ref, options.table);
     const paths = await Promise.all(version.files.map((f) => this.stores.objects.localPath(f.key)));
-    const rows = await exportRows(version.schema, paths, options.file);
+    const rows = await exportRows(version, paths, options.file);
     return { rows, file: options.file };
   }
 
@@ -194,6 +254,15 @@ export class Lake {
     }
   }
 
+}
+
+/** Caps lowered (never raised) by a request. */
+function tighten(base: QueryCaps, asked: Partial<QueryCaps>): QueryCaps {
+  const out = { ...base };
+  for (const [k, v] of Object.entries(asked) as Array<[keyof QueryCaps, number | undefined]>) {
+    if (v !== undefined) out[k] = Math.min(out[k], v);
+  }
+  return out;
 }
 
 function parseFieldType(text: string): FieldType {
