@@ -1,0 +1,30 @@
+/**
+ * The query engine: read-only SQL over a catalog snapshot in DuckDB, with safety and
+ * caps enforced by the engine, file pruning from manifest stats, streaming results and
+ * per-person governance. Independent of the catalog: callers resolve a ref to
+ * {@link SnapshotTable}s and hand them in.
+ */
+export { DEFAULT_CAPS, MAX_SQL_BYTES } from './types.js';
+export { runQuery, streamQuery, estimateQuery } from './runQuery.js';
+export { formatRows, csvSink, jsonLinesSink } from './formatRows.js';
+export { encodeArrowIpc, arrowIpcSink } from './arrowIpc.js';
+export { QueryGovernor } from './QueryGovernor.js';
+export { parquetFileStats } from './parquetFileStats.js';
+export type {
+  EngineOptions,
+  MaskKind,
+  QueryCaps,
+  QueryColumn,
+  QueryGovernorLike,
+  QueryParam,
+  QueryPolicy,
+  QueryRequest,
+  QueryResult,
+  QuerySink,
+  QueryStats,
+  SnapshotFile,
+  SnapshotTable,
+} from './types.js';
+export type { RowFormat } from './formatRows.js';
+export type { BudgetUsage, QueryGovernorOptions, SlotLease } from './QueryGovernor.js';
+export type { DataFileStats } from './parquetFileStats.js';
