@@ -1,0 +1,21 @@
+export { bundleStep } from './bundleStep.js';
+export {
+  DEFAULT_DENIED_BUILTINS,
+  DEFAULT_DENY_POLICY,
+  deniedBy,
+} from './denyPolicy.js';
+export { detectIsolation } from './isolation.js';
+export { rowsToTable } from './rowsToTable.js';
+export { describeStepBundle, runCodeStep, sandboxFailureOf } from './runCodeStep.js';
+export { DEFAULT_SANDBOX_LIMITS } from './runSandbox.js';
+
+export type { BundleStepOptions, StepBundle } from './bundleStep.js';
+export type { DenyPolicy } from './denyPolicy.js';
+export type { IsolationSupport } from './isolation.js';
+export type {
+  RunCodeStepRequest,
+  RunCodeStepResult,
+  SandboxFailureDetails,
+  SandboxFailureReason,
+} from './runCodeStep.js';
+export type { SandboxLimits } from './runSandbox.js';

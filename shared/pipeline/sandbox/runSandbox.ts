@@ -1,0 +1,232 @@
+import { spawn } from 'node:child_process';
+import { chmod, copyFile, link, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type ControlMessage, encodeRequest, type SandboxMode } from './protocol.js';
+import { detectIsolation, type IsolationSupport } from './isolation.js';
+
+/** Resource limits of one sandboxed step process. */
+export interface SandboxLimits {
+  /**
+   * Memory cap in MB. Enforced twice: as V8's heap limit (`--max-old-space-size`) and as
+   * a cap on the process's resident memory, polled by the parent, because Arrow buffers
+   * and other ArrayBuffers live outside the V8 heap and the heap flag alone would let a
+   * step allocate until the machine swaps. Default 512.
+   */
+  memoryMb: number;
+  /** Wall-clock limit from spawn to exit; the process is SIGKILLed after it. Default 60 000. */
+  timeoutMs: number;
+  /** Cap on the output's Arrow IPC bytes; the process is killed past it. Default 1 GiB. */
+  maxOutputBytes: number;
+  /** Cap on returned log lines (the rest is counted, not kept). Default 1000. */
+  maxLogLines: number;
+}
+
+/** Limits used for every field a caller leaves out. */
+export const DEFAULT_SANDBOX_LIMITS: Readonly<SandboxLimits> = Object.freeze({
+  memoryMb: 512,
+  timeoutMs: 60_000,
+  maxOutputBytes: 1024 * 1024 * 1024,
+  maxLogLines: 1000,
+});
+
+/** Why the parent killed a step process. */
+export type KillReason = 'timeout' | 'memory' | 'output';
+
+/** Everything a finished step process left behind, before interpretation. */
+export interface RawSandboxResult {
+  control: ControlMessage[];
+  stdout: Buffer;
+  logs: string[];
+  stderrTail: string;
+  exitCode: number | null;
+  signal: NodeJS.Signals | null;
+  killed?: KillReason;
+  peakRssMb: number;
+  durationMs: number;
+  isolation: IsolationSupport;
+}
+
+const MAX_LINE = 4000;
+const PAGE = 4096;
+
+function killGroup(pid: number | undefined): void {
+  if (pid === undefined) return;
+  try {
+    process.kill(-pid, 'SIGKILL');
+  } catch {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      /* already gone */
+    }
+  }
+}
+
+async function treeRssBytes(pid: number): Promise<number> {
+  let total = 0;
+  const stack = [pid];
+  for (let guard = 0; stack.length > 0 && guard < 64; guard++) {
+    const p = stack.pop() as number;
+    try {
+      const statm = await readFile(`/proc/${p}/statm`, 'utf8');
+      total += Number(statm.split(' ')[1] ?? 0) * PAGE;
+      const kids = await readFile(`/proc/${p}/task/${p}/children`, 'utf8').catch(() => '');
+      for (const k of kids.split(' ')) if (k.trim()) stack.push(Number(k));
+    } catch {
+      /* the process is gone */
+    }
+  }
+  return total;
+}
+
+/**
+ * Spawns the bundle in the sandbox, feeds it the framed request, and collects stdout,
+ * logs and control messages. Interpreting the outcome is the caller's job.
+ */
+export async function runSandboxProcess(
+  bundleFile: string,
+  mode: SandboxMode,
+  params: Record<string, string>,
+  inputs: Array<{ name: string; ipc: Uint8Array }>,
+  limits: SandboxLimits,
+): Promise<RawSandboxResult> {
+  const isolation = detectIsolation();
+  // An empty working directory: relative paths in the step lead nowhere.
+  const cwd = await mkdtemp(join(tmpdir(), 'airlock-step-'));
+  let script = bundleFile;
+  if (isolation.unprivilegedUser) {
+    // The step runs as `nobody`, which cannot reach a private cache folder: stage the
+    // bundle in the run's own folder (traversable, not listable) by hard link or copy.
+    await chmod(cwd, 0o711);
+    script = join(cwd, 'step.mjs');
+    await link(bundleFile, script).catch(() => copyFile(bundleFile, script));
+    await chmod(script, 0o644);
+  }
+  const nodeArgs = [
+    // The permission model: no file access except reading the bundle itself, and —
+    // since --allow-child-process, --allow-worker, --allow-addons and --allow-wasi are
+    // absent — no child processes, worker threads, native addons or WASI.
+    '--experimental-permission',
+    `--allow-fs-read=${script}`,
+    `--max-old-space-size=${Math.max(16, Math.floor(limits.memoryMb))}`,
+    '--no-warnings',
+    script,
+  ];
+  // A CPU-time rlimit is the backstop for a parent that dies before its timer fires: an
+  // orphaned step that spins is still killed by the kernel.
+  const cpuSeconds = Math.ceil(limits.timeoutMs / 1000) * 2 + 5;
+  const rlimit = isolation.cpuLimit ? ['prlimit', `--cpu=${cpuSeconds}:${cpuSeconds + 2}`, '--'] : [];
+  const [cmd, ...args] = [...rlimit, ...isolation.prefix, process.execPath, ...nodeArgs] as [string, ...string[]];
+  const started = performance.now();
+  const child = spawn(cmd, args, {
+    cwd,
+    env: {}, // no credentials, tokens or paths from the parent
+    stdio: ['pipe', 'pipe', 'pipe', 'pipe'],
+    // Its own process group, so one signal reaches every process of the sandbox: after
+    // `setpriv` changes the uid the kernel clears unshare's parent-death signal, and
+    // killing `unshare` alone would leave the step running.
+    detached: true,
+  });
+
+  let killed: KillReason | undefined;
+  const kill = (reason: KillReason) => {
+    if (killed) return;
+    killed = reason;
+    killGroup(child.pid);
+  };
+  const timer = setTimeout(() => kill('timeout'), limits.timeoutMs);
+  let peakRss = 0;
+  let polling = false;
+  const memLimit = limits.memoryMb * 1024 * 1024;
+  const watchdog =
+    process.platform === 'linux' && child.pid !== undefined
+      ? setInterval(() => {
+          if (polling || child.pid === undefined) return;
+          polling = true;
+          void treeRssBytes(child.pid).then((rss) => {
+            polling = false;
+            peakRss = Math.max(peakRss, rss);
+            if (rss > memLimit) kill('memory');
+          });
+        }, 20)
+      : undefined;
+
+  const outChunks: Buffer[] = [];
+  let outBytes = 0;
+  child.stdout.on('data', (c: Buffer) => {
+    outBytes += c.byteLength;
+    if (outBytes > limits.maxOutputBytes) {
+      kill('output');
+      return;
+    }
+    outChunks.push(c);
+  });
+
+  const logs: string[] = [];
+  let dropped = 0;
+  let partial = '';
+  let tail = '';
+  const pushLine = (line: string) => {
+    if (logs.length < limits.maxLogLines) logs.push(line.length > MAX_LINE ? `${line.slice(0, MAX_LINE)}…` : line);
+    else dropped++;
+  };
+  child.stderr.setEncoding('utf8');
+  child.stderr.on('data', (s: string) => {
+    tail = (tail + s).slice(-16_384);
+    const parts = (partial + s).split('\n');
+    partial = parts.pop() ?? '';
+    for (const p of parts) pushLine(p);
+    if (partial.length > MAX_LINE * 4) {
+      pushLine(partial);
+      partial = '';
+    }
+  });
+
+  const controlStream = child.stdio[3] as NodeJS.ReadableStream;
+  let controlText = '';
+  controlStream.setEncoding('utf8');
+  controlStream.on('data', (s: string) => {
+    if (controlText.length < 4 * 1024 * 1024) controlText += s;
+  });
+
+  child.stdin.on('error', () => undefined); // the child may exit before reading everything
+  for (const chunk of encodeRequest(mode, params, inputs)) child.stdin.write(chunk);
+  child.stdin.end();
+
+  const { code, signal } = await new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (c, s) => resolve({ code: c, signal: s }));
+  }).finally(() => {
+    clearTimeout(timer);
+    if (watchdog) clearInterval(watchdog);
+    killGroup(child.pid); // anything the step left behind in its group
+  });
+  const durationMs = performance.now() - started;
+  await rm(cwd, { recursive: true, force: true });
+  if (partial) pushLine(partial);
+  if (dropped > 0) logs.push(`… ${dropped} more log lines not kept (limit ${limits.maxLogLines})`);
+
+  const control: ControlMessage[] = [];
+  for (const line of controlText.split('\n')) {
+    if (!line.trim()) continue;
+    try {
+      control.push(JSON.parse(line) as ControlMessage);
+    } catch {
+      /* a malformed control line is ignored; a missing result is reported by the caller */
+    }
+  }
+  const result: RawSandboxResult = {
+    control,
+    stdout: outChunks.length === 1 ? (outChunks[0] as Buffer) : Buffer.concat(outChunks),
+    logs,
+    stderrTail: tail,
+    exitCode: code,
+    signal,
+    peakRssMb: Math.round(peakRss / (1024 * 1024)),
+    durationMs,
+    isolation,
+  };
+  if (killed) result.killed = killed;
+  return result;
+}
