@@ -77,6 +77,12 @@ export async function mergeTrees(
       const union = unionOfAppends(B, O, T);
       if (typeof union === 'string') {
         conflicts.push({ table: name, reason: union });
+      } else if (union.files.length === O.files.length) {
+        // Theirs added nothing ours lacks: keep our version (no new version, stable ids).
+        tables[name] = ours.tables[name] as string;
+      } else if (union.files.length === T.files.length) {
+        tables[name] = theirs.tables[name] as string;
+        changed.push(name);
       } else {
         unions.push(union);
         changed.push(name);
