@@ -37,7 +37,7 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
 );
 
 const sameSet = (a: Files | undefined, b: Files | undefined) =>
-  a === b || (a !== undefined && b !== undefined && a.length === b.length && a.every((x) => b.includes(x)));
+  a === b || (!!a && !!b && a.length === b.length && a.every((x) => b.includes(x)));
 const subset = (a: Files, b: Files) => a.every((x) => b.includes(x));
 
 class Model {
