@@ -75,7 +75,7 @@ UNION ALL SELECT id, 'x' FROM raw.archive`,
 
   it('refuses an output that is not namespace.table', async () => {
     expect(await invalidMessage(() => parseSqlStep('x.sql', '-- output: justname\nSELECT 1'))).toMatch(
-      /x\.sql:1: '-- output:' 'justname' is not a table name/,
+      /x\.sql:1: '-- output:': invalid table name 'justname'/,
     );
   });
 
@@ -144,7 +144,7 @@ describe('code steps', () => {
   it('validates an untrusted declaration field by field', () => {
     const base = { output: 'a.b', inputs: {}, hasRun: true };
     expect(() => validateCodeStepSpec('s.mjs', { ...base, hasRun: false })).toThrow(/no run\(inputs/);
-    expect(() => validateCodeStepSpec('s.mjs', { ...base, output: 'A.B' })).toThrow(/'output' 'A.B' is not a table name/);
+    expect(() => validateCodeStepSpec('s.mjs', { ...base, output: 'A.B' })).toThrow(/'output': invalid table name 'A\.B'/);
     expect(() => validateCodeStepSpec('s.mjs', { ...base, inputs: { e: { table: 'a.b', columns: [] } } })).toThrow(
       /inputs\.e\.columns must be a non-empty array/,
     );

@@ -99,18 +99,7 @@ async function openLocal(location: { backend: 'local'; dir: string }, create: bo
       { lake: dir },
     );
   } else {
-    if (existsSync(dir) && readdirSync(dir).length > 0) {
-      throw invalid(`${dir} exists and is not empty; refusing to turn it into a lake`, { lake: dir });
-    }
-    mkdirSync(dir, { recursive: true });
-    manifest = {
-      format: 'airlock-lake',
-      version: 1,
-      id: randomUUID(),
-      owner: safeUser(),
-      created: new Date().toISOString(),
-    };
-    writeFileSync(manifestPath, `${JSON.stringify(manifest, null, 2)}\n`, { flag: 'wx' });
+    manifest = createManifest(dir, manifestPath);
   }
   const [{ openSqliteCatalogStore }, { openLocalObjectStore }] = await Promise.all([
     import('../store/SqliteCatalogStore.js'),
@@ -125,6 +114,28 @@ async function openLocal(location: { backend: 'local'; dir: string }, create: bo
     stagingDir,
     owner: manifest.owner,
   };
+}
+
+/** Writes a new lake's marker; a concurrent `init` that won the race is reused. */
+function createManifest(dir: string, manifestPath: string): LakeManifest {
+  if (existsSync(dir) && readdirSync(dir).length > 0) {
+    throw invalid(`${dir} exists and is not empty; refusing to turn it into a lake`, { lake: dir });
+  }
+  mkdirSync(dir, { recursive: true });
+  const manifest: LakeManifest = {
+    format: 'airlock-lake',
+    version: 1,
+    id: randomUUID(),
+    owner: safeUser(),
+    created: new Date().toISOString(),
+  };
+  try {
+    writeFileSync(manifestPath, `${JSON.stringify(manifest, null, 2)}\n`, { flag: 'wx' });
+    return manifest;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    return JSON.parse(readFileSync(manifestPath, 'utf8')) as LakeManifest;
+  }
 }
 
 function safeUser(): string {
