@@ -88,7 +88,8 @@ async function realTree(catalog: Catalog, commit: string): Promise<ModelTree> {
 }
 
 function normalise(tree: ModelTree): Record<string, string[]> {
-  return Object.fromEntries(Object.entries(tree).map(([k, v]) => [k, [...v].sort()]).sort(([a], [b]) => (a < b ? -1 : 1)));
+  const entries = Object.entries(tree).map(([k, v]): [string, string[]] => [k, [...v].sort()]);
+  return Object.fromEntries(entries.sort((x, y) => (x[0] < y[0] ? -1 : 1)));
 }
 
 async function outcome<T>(f: () => Promise<T>): Promise<{ ok: T } | { code: string }> {
