@@ -70,7 +70,8 @@ async function main() {
     const airlock = (sql: string) => runQuery({ sql, tables: [table], caps, engine: { threads: THREADS } });
 
     const queries = {
-      aggregate: 'SELECT category, count(*) AS n, sum(amount) AS total, avg(amount) AS mean FROM bench.events GROUP BY category',
+      aggregate:
+        'SELECT category, count(*) AS n, sum(amount) AS total, avg(amount) AS mean FROM bench.events GROUP BY category',
       selective: `SELECT count(*) AS n, sum(amount) AS total FROM bench.events WHERE id BETWEEN ${Math.floor(ROWS * 0.4)} AND ${Math.floor(ROWS * 0.4) + 100_000}`,
     };
     const rows: string[] = [];
@@ -97,7 +98,11 @@ async function main() {
     for (let i = 0; i < 5; i++) {
       refusals.push(
         await time(async () => {
-          const e = await runQuery({ sql: queries.aggregate, tables: [table], caps: { ...caps, maxBytesScanned: 1024 } }).catch((x) => x);
+          const e = await runQuery({
+            sql: queries.aggregate,
+            tables: [table],
+            caps: { ...caps, maxBytesScanned: 1024 },
+          }).catch((x) => x);
           if (e?.code !== 'LIMIT_EXCEEDED') throw new Error('expected a refusal');
         }),
       );
@@ -109,9 +114,15 @@ async function main() {
     if (!agg || !sel) throw new Error('missing results');
     rows.push('| measure | Airlock | DuckDB direct | ratio | target |');
     rows.push('|---|---|---|---|---|');
-    rows.push(`| full aggregate, ${ROWS / 1e6}M rows / ${FILES} files (median of ${RUNS}) | ${agg.airlock.toFixed(0)} ms | ${agg.direct.toFixed(0)} ms | ${(agg.airlock / agg.direct).toFixed(2)}× | ≤ 1.2× |`);
-    rows.push(`| selective predicate (id range, median of ${RUNS}) | ${sel.airlock.toFixed(0)} ms | ${sel.direct.toFixed(0)} ms | ${(sel.airlock / sel.direct).toFixed(2)}× | — |`);
-    rows.push(`| bytes read by the selective query vs the table | ${sel.bytes} B | ${totalBytes} B | ${(sel.bytes / totalBytes).toFixed(3)} | ≤ 0.2 |`);
+    rows.push(
+      `| full aggregate, ${ROWS / 1e6}M rows / ${FILES} files (median of ${RUNS}) | ${agg.airlock.toFixed(0)} ms | ${agg.direct.toFixed(0)} ms | ${(agg.airlock / agg.direct).toFixed(2)}× | ≤ 1.2× |`,
+    );
+    rows.push(
+      `| selective predicate (id range, median of ${RUNS}) | ${sel.airlock.toFixed(0)} ms | ${sel.direct.toFixed(0)} ms | ${(sel.airlock / sel.direct).toFixed(2)}× | — |`,
+    );
+    rows.push(
+      `| bytes read by the selective query vs the table | ${sel.bytes} B | ${totalBytes} B | ${(sel.bytes / totalBytes).toFixed(3)} | ≤ 0.2 |`,
+    );
     rows.push(`| over-cap query refused (median of 5) | ${refused.toFixed(1)} ms | — | — | < 100 ms |`);
     console.log(`\n${rows.join('\n')}\n(threads=${THREADS}, cores=${availableParallelism()})`);
   } finally {

@@ -39,7 +39,9 @@ export default { output: 'bench.columnar', inputs: { events: 'raw.events' },
   run({ events }) { return events.toArray().map((r) => ({ id: r.id, amount: r.amount })); } };`,
 };
 
-type StepModule = { default: { run: (inputs: Record<string, Table>, ctx: { params: Record<string, string> }) => unknown } };
+type StepModule = {
+  default: { run: (inputs: Record<string, Table>, ctx: { params: Record<string, string> }) => unknown };
+};
 
 function events(n: number): Table {
   const id = new BigInt64Array(n);
@@ -78,18 +80,30 @@ try {
     await writeFile(join(dir, `inproc-${name}`), src.replace("from 'apache-arrow'", `from '${arrowUrl}'`));
   }
   const iso = detectIsolation();
-  console.log(`sandbox bench: ${ROWS.toLocaleString()} rows; load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
-  console.log(`isolation: network=${iso.network} pid=${iso.pid} unprivilegedUser=${iso.unprivilegedUser} cpuRlimit=${iso.cpuLimit}`);
+  console.log(
+    `sandbox bench: ${ROWS.toLocaleString()} rows; load average ${loadavg()
+      .map((l) => l.toFixed(1))
+      .join(' ')}`,
+  );
+  console.log(
+    `isolation: network=${iso.network} pid=${iso.pid} unprivilegedUser=${iso.unprivilegedUser} cpuRlimit=${iso.cpuLimit}`,
+  );
   for (const w of iso.warnings) console.log(`warning: ${w}`);
 
   const bundles = Object.fromEntries(
-    await Promise.all(Object.keys(STEPS).map(async (n) => [n, await bundleStep(join(dir, n), { pipelineDir: dir, cacheDir })] as const)),
+    await Promise.all(
+      Object.keys(STEPS).map(async (n) => [n, await bundleStep(join(dir, n), { pipelineDir: dir, cacheDir })] as const),
+    ),
   );
   const t0 = performance.now();
   await bundleStep(join(dir, 'identity.mjs'), { pipelineDir: dir, cacheDir });
   const cachedBundleMs = performance.now() - t0;
   const mods = Object.fromEntries(
-    await Promise.all(Object.keys(STEPS).map(async (n) => [n, (await import(pathToFileURL(join(dir, `inproc-${n}`)).href)) as StepModule] as const)),
+    await Promise.all(
+      Object.keys(STEPS).map(
+        async (n) => [n, (await import(pathToFileURL(join(dir, `inproc-${n}`)).href)) as StepModule] as const,
+      ),
+    ),
   );
 
   // 1. Overhead: an empty table there and back.
@@ -131,12 +145,15 @@ try {
     s = performance.now();
     const b = await runCodeStep({ bundle, inputs: { events: input }, limits: LIMITS });
     const sbMs = performance.now() - s;
-    if (a.numRows !== input.numRows || b.output.numRows !== input.numRows) throw new Error(`${name}: row count mismatch`);
+    if (a.numRows !== input.numRows || b.output.numRows !== input.numRows)
+      throw new Error(`${name}: row count mismatch`);
     rows.push({ shape, n: input.numRows, inMs, sbMs, peak: b.peakRssMb });
-    console.log(`${name}: ${input.numRows.toLocaleString()} rows in-process ${ms(inMs)}, sandbox ${ms(sbMs)} (peak RSS ${b.peakRssMb} MB)`);
+    console.log(
+      `${name}: ${input.numRows.toLocaleString()} rows in-process ${ms(inMs)}, sandbox ${ms(sbMs)} (peak RSS ${b.peakRssMb} MB)`,
+    );
   }
 
-  const mb = (big.getChild('id')?.data[0]?.values.byteLength ?? 0) * 2 / 1024 ** 2;
+  const mb = ((big.getChild('id')?.data[0]?.values.byteLength ?? 0) * 2) / 1024 ** 2;
   const ident = rows[0];
   console.log('');
   console.log('| measure | in-process | sandbox | ratio (in-process ÷ sandbox) | target |');
@@ -146,7 +163,7 @@ try {
   );
   for (const r of rows) {
     const ratio = r.inMs / r.sbMs;
-    const rate = (x: number) => `${((r.n / x) * 1000 / 1e6).toFixed(1)} M rows/s`;
+    const rate = (x: number) => `${(((r.n / x) * 1000) / 1e6).toFixed(1)} M rows/s`;
     console.log(
       `| ${r.n.toLocaleString()} rows, step ${r.shape} | ${ms(r.inMs)} (${rate(r.inMs)}) | ${ms(r.sbMs)} (${rate(r.sbMs)}) | ${ratio.toFixed(2)}× | ≥ 0.5× ${ratio >= 0.5 ? '✅' : '❌'} |`,
     );

@@ -8,9 +8,10 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 // The AWS SDK warns on Node 20; keep CLI output clean (it is documented in the README).
 const emitWarning = process.emitWarning.bind(process);
 process.emitWarning = (warning, ...rest) => {
-  const text = typeof warning === 'string' ? warning : warning?.message ?? '';
+  const text = typeof warning === 'string' ? warning : (warning?.message ?? '');
   const type = typeof rest[0] === 'string' ? rest[0] : rest[0]?.type;
-  if (type === 'NodeVersionSupportWarning' || /Node\.js .*(no longer|end of support)|NodeVersionSupport/i.test(text)) return;
+  if (type === 'NodeVersionSupportWarning' || /Node\.js .*(no longer|end of support)|NodeVersionSupport/i.test(text))
+    return;
   emitWarning(warning, ...rest);
 };
 

@@ -49,9 +49,13 @@ export async function runDemo(options: { json: boolean; lake?: string }): Promis
       unique: ['id'],
       tags: { email: ['pii'] },
     });
-    say(`   On branch 'ingest' we import events.csv: ${imported.rows} rows into raw.events (id unique, email tagged pii).`);
+    say(
+      `   On branch 'ingest' we import events.csv: ${imported.rows} rows into raw.events (id unique, email tagged pii).`,
+    );
     const ff = await lake.catalog.merge('ingest', 'main', { actor: owner, message: 'Publish raw events' });
-    say(`   Merging 'ingest' into main fast-forwards it to ${short(ff.sourceCommit)}: one atomic step, no data copied.`);
+    say(
+      `   Merging 'ingest' into main fast-forwards it to ${short(ff.sourceCommit)}: one atomic step, no data copied.`,
+    );
     const published = new Date().toISOString();
 
     say('');
@@ -94,11 +98,14 @@ export async function runDemo(options: { json: boolean; lake?: string }): Promis
     say('');
     say("5. The agent's change turns out to be wrong. Revert it: a new commit, no data copied.");
     const reverted = await lake.catalog.revert(merged.commit as string, 'main', { actor: owner });
-    say(`   Reverted ${short(merged.commit)} as ${short(reverted.commit.id)}. main has ${await count('main')} events; the hotfix stays.`);
+    say(
+      `   Reverted ${short(merged.commit)} as ${short(reverted.commit.id)}. main has ${await count('main')} events; the hotfix stays.`,
+    );
     const history = await lake.catalog.history('main', 10);
     say('');
     say('   airlock log main');
-    for (const c of history) say(`     ${short(c.id)}  ${c.kind.padEnd(6)}  ${c.agent ? `${c.author}/${c.agent}` : c.author}  ${c.message}`);
+    for (const c of history)
+      say(`     ${short(c.id)}  ${c.kind.padEnd(6)}  ${c.agent ? `${c.author}/${c.agent}` : c.author}  ${c.message}`);
     say('');
     say(`Explore this lake yourself:  npx airlock log --lake ${dir}`);
     say(`                             npx airlock query "SELECT * FROM raw.events LIMIT 5" --lake ${dir}`);

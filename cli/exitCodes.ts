@@ -23,7 +23,9 @@ export function exitCodeOf(error: unknown): number {
 }
 
 /** The error body printed under `--json`: `{"error":{"code","message"}}`. */
-export function errorBody(error: unknown): { error: { code: string; message: string; details?: Record<string, unknown> } } {
+export function errorBody(error: unknown): {
+  error: { code: string; message: string; details?: Record<string, unknown> };
+} {
   if (isAirlockError(error)) return { error: error.toJSON() };
   const message = error instanceof Error ? error.message : String(error);
   return { error: { code: 'INTERNAL', message } };

@@ -4,9 +4,7 @@ import type { BranchInfo, Commit, MergeResult, TableDiff, TableInfo, TableVersio
 export function textTable(headers: string[], rows: Array<Array<string | number>>): string {
   const cells = [headers, ...rows.map((r) => r.map(String))];
   const widths = headers.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? '').length)));
-  return cells
-    .map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i] ?? 0))).join('  '))
-    .join('\n');
+  return cells.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i] ?? 0))).join('  ')).join('\n');
 }
 
 export const short = (id: string | null | undefined) => (id ? id.slice(0, 12) : '-');
@@ -46,7 +44,13 @@ export function renderTable(name: string, id: string, tv: TableVersion): string 
     `size     ${formatBytes(tv.bytes)} in ${tv.files.length} file${tv.files.length === 1 ? '' : 's'}`,
   ];
   if (tv.constraints.unique.length > 0) lines.push(`unique   (${tv.constraints.unique.join(', ')})`);
-  lines.push('', textTable(['COLUMN', 'TYPE', 'NULLABLE', 'TAGS'], tv.schema.fields.map((f) => [f.name, f.type, f.nullable ? 'yes' : 'no', f.tags.join(',')])));
+  lines.push(
+    '',
+    textTable(
+      ['COLUMN', 'TYPE', 'NULLABLE', 'TAGS'],
+      tv.schema.fields.map((f) => [f.name, f.type, f.nullable ? 'yes' : 'no', f.tags.join(',')]),
+    ),
+  );
   return lines.join('\n');
 }
 

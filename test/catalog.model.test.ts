@@ -29,10 +29,38 @@ type Op =
   | { kind: 'revert'; branch: number };
 
 const opArb: fc.Arbitrary<Op> = fc.oneof(
-  { weight: 1, arbitrary: fc.record({ kind: fc.constant('create' as const), branch: fc.integer({ min: 1, max: 3 }), from: fc.integer({ min: 0, max: 3 }) }) },
-  { weight: 4, arbitrary: fc.record({ kind: fc.constant('append' as const), branch: fc.integer({ min: 0, max: 3 }), table: fc.integer({ min: 0, max: 1 }) }) },
-  { weight: 2, arbitrary: fc.record({ kind: fc.constant('overwrite' as const), branch: fc.integer({ min: 0, max: 3 }), table: fc.integer({ min: 0, max: 1 }) }) },
-  { weight: 4, arbitrary: fc.record({ kind: fc.constant('merge' as const), source: fc.integer({ min: 0, max: 3 }), target: fc.integer({ min: 0, max: 3 }) }) },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      kind: fc.constant('create' as const),
+      branch: fc.integer({ min: 1, max: 3 }),
+      from: fc.integer({ min: 0, max: 3 }),
+    }),
+  },
+  {
+    weight: 4,
+    arbitrary: fc.record({
+      kind: fc.constant('append' as const),
+      branch: fc.integer({ min: 0, max: 3 }),
+      table: fc.integer({ min: 0, max: 1 }),
+    }),
+  },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      kind: fc.constant('overwrite' as const),
+      branch: fc.integer({ min: 0, max: 3 }),
+      table: fc.integer({ min: 0, max: 1 }),
+    }),
+  },
+  {
+    weight: 4,
+    arbitrary: fc.record({
+      kind: fc.constant('merge' as const),
+      source: fc.integer({ min: 0, max: 3 }),
+      target: fc.integer({ min: 0, max: 3 }),
+    }),
+  },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('revert' as const), branch: fc.integer({ min: 0, max: 3 }) }) },
 );
 
@@ -147,7 +175,14 @@ describe('catalog against a naive model', () => {
                       kind: 'put' as const,
                       table,
                       base,
-                      version: { schema: idSchema, constraints: { unique: [] }, files: [file], rowCount: 1, bytes: file.bytes, op: 'overwrite' as const },
+                      version: {
+                        schema: idSchema,
+                        constraints: { unique: [] },
+                        files: [file],
+                        rowCount: 1,
+                        bytes: file.bytes,
+                        op: 'overwrite' as const,
+                      },
                     };
               const r = await outcome(() => catalog.commit(branch, [change], { actor: alice, message: op.kind }));
               if (!head) expect(r).toEqual({ code: 'NOT_FOUND' });
@@ -196,7 +231,9 @@ describe('catalog against a naive model', () => {
               if (result.status === 'merged') {
                 const id = result.commit as string;
                 model.commits.set(id, { parents: [t, s], tree: await realTree(catalog, id) });
-                const expected = candidates.filter((c) => c.status === 'merged').map((c) => normalise(c.tree as ModelTree));
+                const expected = candidates
+                  .filter((c) => c.status === 'merged')
+                  .map((c) => normalise(c.tree as ModelTree));
                 expect(expected).toContainEqual(normalise((model.commits.get(id) as ModelCommit).tree));
                 model.heads.set(target, id);
               }
@@ -232,7 +269,9 @@ describe('catalog against a naive model', () => {
           for (const [branch, head] of model.heads) {
             const real = await catalog.resolve(branch);
             expect(real.commit.id).toBe(head);
-            expect(normalise(await realTree(catalog, head))).toEqual(normalise((model.commits.get(head) as ModelCommit).tree));
+            expect(normalise(await realTree(catalog, head))).toEqual(
+              normalise((model.commits.get(head) as ModelCommit).tree),
+            );
           }
         }
       }),

@@ -84,7 +84,9 @@ describe('commits', () => {
     const { catalog } = await memoryCatalog();
     await catalog.createBranch('dev', 'main', alice);
     const results = await Promise.all(
-      Array.from({ length: 8 }, (_, i) => catalog.commit('dev', [append('raw.events', i + 1)], { actor: alice, message: `c${i}` })),
+      Array.from({ length: 8 }, (_, i) =>
+        catalog.commit('dev', [append('raw.events', i + 1)], { actor: alice, message: `c${i}` }),
+      ),
     );
     expect(new Set(results.map((r) => r.seq)).size).toBe(8);
     const { version } = await catalog.getTable('dev', 'raw.events');
@@ -107,7 +109,14 @@ describe('commits', () => {
             kind: 'put',
             table: 'raw.events',
             base: id,
-            version: { schema: idSchema, constraints: { unique: [] }, files: [], rowCount: 0, bytes: 0, op: 'overwrite' },
+            version: {
+              schema: idSchema,
+              constraints: { unique: [] },
+              files: [],
+              rowCount: 0,
+              bytes: 0,
+              op: 'overwrite',
+            },
           },
         ],
         { actor: alice, message: 'overwrite' },
@@ -127,11 +136,14 @@ describe('commits', () => {
     expect((await catalog.listTables('dev~1')).map((t) => t.name)).toEqual(['raw.events']);
   });
 
-  it.each(['../x', 'a/b', '', 'x'.repeat(300), 'noschema', 'A.B', 'a.b.c'])('refuses the table name %j', async (name) => {
-    const { catalog } = await memoryCatalog();
-    await catalog.createBranch('dev', 'main', alice);
-    await expect(catalog.commit('dev', [append(name)], { actor: alice, message: 'x' })).rejects.toSatisfy(isInvalid);
-  });
+  it.each(['../x', 'a/b', '', 'x'.repeat(300), 'noschema', 'A.B', 'a.b.c'])(
+    'refuses the table name %j',
+    async (name) => {
+      const { catalog } = await memoryCatalog();
+      await catalog.createBranch('dev', 'main', alice);
+      await expect(catalog.commit('dev', [append(name)], { actor: alice, message: 'x' })).rejects.toSatisfy(isInvalid);
+    },
+  );
 });
 
 describe('merge, diff and revert', () => {

@@ -44,7 +44,10 @@ describe('the CLI on the AWS backend (DynamoDB Local + s3rver)', () => {
     const merged = await run(['merge', 'ingest', '--into', 'main']);
     expect(merged.json).toMatchObject({ status: 'fast-forward' });
 
-    const q = await run(['query', 'SELECT country, sum(amount) AS total FROM raw.events GROUP BY country ORDER BY country']);
+    const q = await run([
+      'query',
+      'SELECT country, sum(amount) AS total FROM raw.events GROUP BY country ORDER BY country',
+    ]);
     expect(q.code, q.stdout + q.stderr).toBe(0);
     expect(q.json.rows).toEqual([
       { country: 'DE', total: 5.5 },

@@ -17,7 +17,20 @@ beforeAll(async () => {
   expect((await airlock(['init', '--json', ...L])).json).toMatchObject({ created: true, branch: 'main' });
   await airlock(['branch', 'create', 'dev', ...L]);
   const events = file('events.csv', 'id,email,amount\n1,a@x.com,1.5\n2,b@x.com,2.5\n3,c@x.com,3.5\n');
-  const r = await airlock(['table', 'import', 'raw.events', events, '--branch', 'dev', '--unique', 'id', '--tag', 'email=pii', '--json', ...L]);
+  const r = await airlock([
+    'table',
+    'import',
+    'raw.events',
+    events,
+    '--branch',
+    'dev',
+    '--unique',
+    'id',
+    '--tag',
+    'email=pii',
+    '--json',
+    ...L,
+  ]);
   expect(r.code, r.stderr).toBe(0);
 }, 120_000);
 
@@ -46,7 +59,16 @@ describe('the CLI contract', () => {
   });
 
   it('query --json prints columns, rows and stats', async () => {
-    const r = await airlock(['query', 'SELECT id, amount FROM raw.events WHERE id >= $min ORDER BY id', '--param', 'min=2', '--ref', 'dev', '--json', ...L]);
+    const r = await airlock([
+      'query',
+      'SELECT id, amount FROM raw.events WHERE id >= $min ORDER BY id',
+      '--param',
+      'min=2',
+      '--ref',
+      'dev',
+      '--json',
+      ...L,
+    ]);
     expect(r.code, r.stdout + r.stderr).toBe(0);
     expect(r.json.columns.map((c: { name: string }) => c.name)).toEqual(['id', 'amount']);
     expect(r.json.rows).toEqual([
@@ -60,8 +82,14 @@ describe('the CLI contract', () => {
   it('log --json is an array, newest first, with the contract fields', async () => {
     const r = await airlock(['log', 'dev', '--json', ...L]);
     expect(r.code).toBe(0);
-    expect(r.json[0]).toMatchObject({ author: expect.any(String), agent: null, message: expect.stringContaining('raw.events') });
-    expect(Object.keys(r.json[0])).toEqual(expect.arrayContaining(['id', 'parents', 'author', 'agent', 'message', 'time']));
+    expect(r.json[0]).toMatchObject({
+      author: expect.any(String),
+      agent: null,
+      message: expect.stringContaining('raw.events'),
+    });
+    expect(Object.keys(r.json[0])).toEqual(
+      expect.arrayContaining(['id', 'parents', 'author', 'agent', 'message', 'time']),
+    );
     expect(r.json[0].parents).toEqual([r.json[1].id]);
     expect(r.json.at(-1).parents).toEqual([]);
   });
@@ -72,7 +100,14 @@ describe('the CLI contract', () => {
     await airlock(['branch', 'create', 'roundtrip', '--from', 'dev', ...L]);
     const r = await airlock(['table', 'import', 'raw.copy', out, '--branch', 'roundtrip', '--json', ...L]);
     expect(r.json).toMatchObject({ rows: 3, created: true });
-    const q = await airlock(['query', 'SELECT count(*) AS n FROM (SELECT * FROM raw.events EXCEPT SELECT * FROM raw.copy)', '--ref', 'roundtrip', '--json', ...L]);
+    const q = await airlock([
+      'query',
+      'SELECT count(*) AS n FROM (SELECT * FROM raw.events EXCEPT SELECT * FROM raw.copy)',
+      '--ref',
+      'roundtrip',
+      '--json',
+      ...L,
+    ]);
     expect(q.json.rows).toEqual([{ n: 0 }]);
   });
 
@@ -115,24 +150,128 @@ describe('the CLI contract', () => {
 describe('bad input changes nothing', () => {
   const cases: Array<[string, () => string[], number, RegExp]> = [
     ['an unknown ref', () => ['table', 'list', '--ref', 'no-such-branch'], 1, /unknown ref 'no-such-branch'/],
-    ['an unknown branch', () => ['table', 'import', 'raw.x', file('u.csv', 'id\n1\n'), '--branch', 'nope'], 1, /unknown branch 'nope'/],
-    ['a malformed CSV', () => ['table', 'import', 'raw.bad', file('bad.csv', 'id,name\n1,"unterminated\n2,x,y,z\n'), '--branch', 'dev'], 1, /bad\.csv/],
-    ['malformed JSON', () => ['table', 'import', 'raw.bad', file('bad.json', '[{"id": 1}, {"id": '), '--branch', 'dev'], 1, /bad\.json/],
-    ['malformed JSONL', () => ['table', 'import', 'raw.bad', file('bad.jsonl', '{"id": 1}\nnot json\n'), '--branch', 'dev'], 1, /bad\.jsonl/],
-    ['a wrong type', () => ['table', 'import', 'raw.events', file('type.csv', 'id,email,amount\nabc,a@b.c,1\n'), '--branch', 'dev'], 1, /abc/],
-    ['a wrong type in JSON', () => ['table', 'import', 'raw.events', file('type.jsonl', '{"id": 1.5, "email": "a", "amount": 1}\n'), '--branch', 'dev'], 1, /'id' is Float64 in the file but Int64/],
-    ['a missing not-null column', () => ['table', 'import', 'raw.events', file('missing.csv', 'email,amount\na@b.c,1\n'), '--branch', 'dev'], 1, /not-null column 'id' is missing/],
-    ['a null in a not-null column', () => ['table', 'import', 'raw.events', file('null.csv', 'id,email,amount\n,a@b.c,1\n'), '--branch', 'dev'], 1, /not-null column 'id' has 1 null/],
-    ['a duplicate unique key within the file', () => ['table', 'import', 'raw.events', file('dup.csv', 'id,email,amount\n7,a,1\n7,b,2\n'), '--branch', 'dev'], 1, /duplicate value of unique key \(id\).*7/],
-    ['a unique key already in the table', () => ['table', 'import', 'raw.events', file('dup2.csv', 'id,email,amount\n2,a,1\n'), '--branch', 'dev'], 1, /duplicate value of unique key \(id\).*2/],
-    ['an extra column', () => ['table', 'import', 'raw.events', file('extra.csv', 'id,email,amount,zzz\n99,a,1,2\n'), '--branch', 'dev'], 1, /'zzz' not in the table/],
-    ['a table name with ../', () => ['table', 'import', '../x', file('t1.csv', 'id\n1\n'), '--branch', 'dev'], 1, /invalid table name/],
-    ['a table name with a slash', () => ['table', 'import', 'a/b', file('t2.csv', 'id\n1\n'), '--branch', 'dev'], 1, /invalid table name/],
-    ['an empty table name', () => ['table', 'import', '', file('t3.csv', 'id\n1\n'), '--branch', 'dev'], 1, /invalid table name/],
-    ['a 300-character table name', () => ['table', 'import', `a.${'b'.repeat(298)}`, file('t4.csv', 'id\n1\n'), '--branch', 'dev'], 1, /invalid table name .*300 characters/],
-    ['a corrupt Parquet file', () => ['table', 'import', 'raw.pq', file('corrupt.parquet', 'PAR1 this is not parquet at all'), '--branch', 'dev'], 1, /corrupt\.parquet/],
-    ['an unsupported file type', () => ['table', 'import', 'raw.x', file('x.xlsx', 'zzz'), '--branch', 'dev'], 1, /unsupported file type/],
-    ['a file that does not exist', () => ['table', 'import', 'raw.x', join(dir, 'nope.csv'), '--branch', 'dev'], 1, /no such file/],
+    [
+      'an unknown branch',
+      () => ['table', 'import', 'raw.x', file('u.csv', 'id\n1\n'), '--branch', 'nope'],
+      1,
+      /unknown branch 'nope'/,
+    ],
+    [
+      'a malformed CSV',
+      () => ['table', 'import', 'raw.bad', file('bad.csv', 'id,name\n1,"unterminated\n2,x,y,z\n'), '--branch', 'dev'],
+      1,
+      /bad\.csv/,
+    ],
+    [
+      'malformed JSON',
+      () => ['table', 'import', 'raw.bad', file('bad.json', '[{"id": 1}, {"id": '), '--branch', 'dev'],
+      1,
+      /bad\.json/,
+    ],
+    [
+      'malformed JSONL',
+      () => ['table', 'import', 'raw.bad', file('bad.jsonl', '{"id": 1}\nnot json\n'), '--branch', 'dev'],
+      1,
+      /bad\.jsonl/,
+    ],
+    [
+      'a wrong type',
+      () => ['table', 'import', 'raw.events', file('type.csv', 'id,email,amount\nabc,a@b.c,1\n'), '--branch', 'dev'],
+      1,
+      /abc/,
+    ],
+    [
+      'a wrong type in JSON',
+      () => [
+        'table',
+        'import',
+        'raw.events',
+        file('type.jsonl', '{"id": 1.5, "email": "a", "amount": 1}\n'),
+        '--branch',
+        'dev',
+      ],
+      1,
+      /'id' is Float64 in the file but Int64/,
+    ],
+    [
+      'a missing not-null column',
+      () => ['table', 'import', 'raw.events', file('missing.csv', 'email,amount\na@b.c,1\n'), '--branch', 'dev'],
+      1,
+      /not-null column 'id' is missing/,
+    ],
+    [
+      'a null in a not-null column',
+      () => ['table', 'import', 'raw.events', file('null.csv', 'id,email,amount\n,a@b.c,1\n'), '--branch', 'dev'],
+      1,
+      /not-null column 'id' has 1 null/,
+    ],
+    [
+      'a duplicate unique key within the file',
+      () => ['table', 'import', 'raw.events', file('dup.csv', 'id,email,amount\n7,a,1\n7,b,2\n'), '--branch', 'dev'],
+      1,
+      /duplicate value of unique key \(id\).*7/,
+    ],
+    [
+      'a unique key already in the table',
+      () => ['table', 'import', 'raw.events', file('dup2.csv', 'id,email,amount\n2,a,1\n'), '--branch', 'dev'],
+      1,
+      /duplicate value of unique key \(id\).*2/,
+    ],
+    [
+      'an extra column',
+      () => ['table', 'import', 'raw.events', file('extra.csv', 'id,email,amount,zzz\n99,a,1,2\n'), '--branch', 'dev'],
+      1,
+      /'zzz' not in the table/,
+    ],
+    [
+      'a table name with ../',
+      () => ['table', 'import', '../x', file('t1.csv', 'id\n1\n'), '--branch', 'dev'],
+      1,
+      /invalid table name/,
+    ],
+    [
+      'a table name with a slash',
+      () => ['table', 'import', 'a/b', file('t2.csv', 'id\n1\n'), '--branch', 'dev'],
+      1,
+      /invalid table name/,
+    ],
+    [
+      'an empty table name',
+      () => ['table', 'import', '', file('t3.csv', 'id\n1\n'), '--branch', 'dev'],
+      1,
+      /invalid table name/,
+    ],
+    [
+      'a 300-character table name',
+      () => ['table', 'import', `a.${'b'.repeat(298)}`, file('t4.csv', 'id\n1\n'), '--branch', 'dev'],
+      1,
+      /invalid table name .*300 characters/,
+    ],
+    [
+      'a corrupt Parquet file',
+      () => [
+        'table',
+        'import',
+        'raw.pq',
+        file('corrupt.parquet', 'PAR1 this is not parquet at all'),
+        '--branch',
+        'dev',
+      ],
+      1,
+      /corrupt\.parquet/,
+    ],
+    [
+      'an unsupported file type',
+      () => ['table', 'import', 'raw.x', file('x.xlsx', 'zzz'), '--branch', 'dev'],
+      1,
+      /unsupported file type/,
+    ],
+    [
+      'a file that does not exist',
+      () => ['table', 'import', 'raw.x', join(dir, 'nope.csv'), '--branch', 'dev'],
+      1,
+      /no such file/,
+    ],
     ['a branch name with ..', () => ['branch', 'create', 'a..b'], 1, /invalid branch name/],
   ];
 
@@ -144,7 +283,9 @@ describe('bad input changes nothing', () => {
     expect(r.json.error.message).toMatch(message);
     expect(await lakeState(lake)).toEqual(before);
     const objectsAfter = readdirSync(join(lake, 'objects'), { recursive: true }).sort();
-    expect(objectsAfter.filter((f) => String(f).endsWith('.parquet'))).toEqual(objectsBefore.filter((f) => String(f).endsWith('.parquet')));
+    expect(objectsAfter.filter((f) => String(f).endsWith('.parquet'))).toEqual(
+      objectsBefore.filter((f) => String(f).endsWith('.parquet')),
+    );
   });
 
   it('a directory that is not a lake is refused with a clear error', async () => {

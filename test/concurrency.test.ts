@@ -31,7 +31,14 @@ function writer(env: NodeJS.ProcessEnv, mode: string, rounds: number, id: number
     child.stderr.on('data', (d) => (err += d));
     child.on('close', (code) => {
       if (code !== 0) reject(new Error(`writer ${id} exited ${code}: ${err}`));
-      else resolve(out.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Line));
+      else
+        resolve(
+          out
+            .trim()
+            .split('\n')
+            .filter(Boolean)
+            .map((l) => JSON.parse(l) as Line),
+        );
     });
   });
 }
@@ -121,13 +128,17 @@ describe.each(backends)('separate OS processes committing to one branch on $name
     expect(new Set(after.messages.filter((m) => m.startsWith('writer'))).size).toBe(total);
     expect(after.files).toBe(total);
     const retried = results.filter((r) => (r.attempts ?? 1) > 1).length;
-    console.log(`${backend.name}: ${total} appends from ${backend.writers} processes, ${retried} needed a retry, 0 lost`);
+    console.log(
+      `${backend.name}: ${total} appends from ${backend.writers} processes, ${retried} needed a retry, 0 lost`,
+    );
   }, 600_000);
 
   it('concurrent overwrites each either land or fail with a conflict; no commit is lost', async () => {
     const before = await history();
     const results = (
-      await Promise.all(Array.from({ length: backend.writers }, (_, i) => writer(env, 'overwrite', Math.ceil(backend.rounds / 3), i)))
+      await Promise.all(
+        Array.from({ length: backend.writers }, (_, i) => writer(env, 'overwrite', Math.ceil(backend.rounds / 3), i)),
+      )
     ).flat();
     const landed = results.filter((r) => r.ok);
     const conflicts = results.filter((r) => r.conflict);
@@ -138,6 +149,8 @@ describe.each(backends)('separate OS processes committing to one branch on $name
     expect(newCommits).toBe(landed.length);
     const ids = new Set(after.ids);
     for (const r of landed) expect(ids.has(r.commit as string)).toBe(true);
-    console.log(`${backend.name}: ${results.length} overwrites, ${landed.length} landed, ${conflicts.length} conflicts, 0 lost or contradictory`);
+    console.log(
+      `${backend.name}: ${results.length} overwrites, ${landed.length} landed, ${conflicts.length} conflicts, 0 lost or contradictory`,
+    );
   }, 600_000);
 });

@@ -40,9 +40,13 @@ describe('crash safety', () => {
     const delays = [150, 400, 800, 1200, 1800, 2600, 3500, 5000];
     let finished = 0;
     for (const delay of delays) {
-      const child = spawn(process.execPath, [BIN, 'table', 'import', 'raw.big', csv, '--branch', 'dev', '--lake', dir], {
-        stdio: 'ignore',
-      });
+      const child = spawn(
+        process.execPath,
+        [BIN, 'table', 'import', 'raw.big', csv, '--branch', 'dev', '--lake', dir],
+        {
+          stdio: 'ignore',
+        },
+      );
       const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
       const timer = setTimeout(() => child.kill('SIGKILL'), delay);
       const code = await exited;
@@ -51,7 +55,9 @@ describe('crash safety', () => {
       const { missing } = await referencedFilesExist(dir);
       expect(missing).toEqual([]);
     }
-    console.log(`${delays.length} imports killed at ${delays.join(", ")} ms: ${finished} finished first; no dangling reference`);
+    console.log(
+      `${delays.length} imports killed at ${delays.join(', ')} ms: ${finished} finished first; no dangling reference`,
+    );
     // The lake still works after the crashes, and every import that finished is there.
     const r = await airlock(['query', 'SELECT count(*) AS n FROM raw.big', '--ref', 'dev', '--json', '--lake', dir]);
     if (finished > 0) expect(r.json.rows).toEqual([{ n: finished * 200_000 }]);

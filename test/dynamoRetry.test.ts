@@ -137,7 +137,13 @@ describe('throttling and transaction conflicts', () => {
     ddb.on(TransactWriteItemsCommand).rejects(cancelled('None', 'TransactionConflict', 'None'));
     const error = await failure(() => store.transact(ops, 'merge-43'));
     expect(error.code).toBe('CONFLICT');
-    expect(error.details).toMatchObject({ pk: 'ref#main', sk: 'head', index: 1, reason: 'TransactionConflict', attempts: 4 });
+    expect(error.details).toMatchObject({
+      pk: 'ref#main',
+      sk: 'head',
+      index: 1,
+      reason: 'TransactionConflict',
+      attempts: 4,
+    });
   });
 
   it('retries UnprocessedKeys of a batch read', async () => {
@@ -164,7 +170,9 @@ describe('throttling and transaction conflicts', () => {
     ddb.on(BatchGetItemCommand).resolves({ Responses: { 'airlock-test': [] } });
     const keys = Array.from({ length: 250 }, (_, i) => ({ pk: 'p', sk: String(i) }));
     await store.getMany([...keys, ...keys.slice(0, 10)]);
-    const sizes = ddb.commandCalls(BatchGetItemCommand).map((c) => c.args[0].input.RequestItems?.['airlock-test']?.Keys?.length);
+    const sizes = ddb
+      .commandCalls(BatchGetItemCommand)
+      .map((c) => c.args[0].input.RequestItems?.['airlock-test']?.Keys?.length);
     expect(sizes.sort()).toEqual([100, 100, 50]);
   });
 });
@@ -181,7 +189,10 @@ describe('ambiguous outcomes', () => {
   });
 
   it('uses one generated token for all attempts of a call without a token', async () => {
-    ddb.on(TransactWriteItemsCommand).rejectsOnce(new InternalServerError({ message: 'oops', ...meta })).resolves({});
+    ddb
+      .on(TransactWriteItemsCommand)
+      .rejectsOnce(new InternalServerError({ message: 'oops', ...meta }))
+      .resolves({});
     await store.transact(ops);
     const tokens = ddb.commandCalls(TransactWriteItemsCommand).map((c) => c.args[0].input.ClientRequestToken);
     expect(tokens).toHaveLength(2);
@@ -224,7 +235,12 @@ describe('ambiguous outcomes', () => {
     ddb
       .on(PutItemCommand)
       .rejectsOnce(reset())
-      .rejects(Object.assign(new Error('The conditional request failed'), { name: 'ConditionalCheckFailedException', ...meta }));
+      .rejects(
+        Object.assign(new Error('The conditional request failed'), {
+          name: 'ConditionalCheckFailedException',
+          ...meta,
+        }),
+      );
     ddb.on(GetItemCommand).resolves({ Item: { pk: { S: 'log' }, sk: { S: '1' }, d: { S: '{"by":"other"}' } } });
     const error = await failure(() => store.put({ pk: 'log', sk: '1', data: { by: 'me' } }, { kind: 'absent' }));
     expect(error.code).toBe('CONFLICT');
@@ -261,7 +277,9 @@ describe('cancellation reasons', () => {
   });
 
   it('maps a reused token with different operations to INVALID', async () => {
-    ddb.on(TransactWriteItemsCommand).rejects(new IdempotentParameterMismatchException({ message: 'mismatch', ...meta }));
+    ddb
+      .on(TransactWriteItemsCommand)
+      .rejects(new IdempotentParameterMismatchException({ message: 'mismatch', ...meta }));
     const error = await failure(() => store.transact(ops, 'merge-47'));
     expect(error.code).toBe('INVALID');
     expect(ddb.commandCalls(TransactWriteItemsCommand)).toHaveLength(1);
@@ -272,7 +290,10 @@ describe('cancellation reasons', () => {
     await store.transact(ops, 'merge-48');
     const items = ddb.commandCalls(TransactWriteItemsCommand)[0]?.args[0].input.TransactItems ?? [];
     expect(items[0]?.Put?.ConditionExpression).toBe('attribute_not_exists(#pk)');
-    expect(items[1]?.Put).toMatchObject({ ConditionExpression: '#v = :v', ExpressionAttributeValues: { ':v': { N: '7' } } });
+    expect(items[1]?.Put).toMatchObject({
+      ConditionExpression: '#v = :v',
+      ExpressionAttributeValues: { ':v': { N: '7' } },
+    });
     expect(items[1]?.Put?.Item?.v).toEqual({ N: '8' });
     expect(items[2]?.ConditionCheck?.ConditionExpression).toBe('attribute_exists(#pk)');
   });
@@ -280,7 +301,10 @@ describe('cancellation reasons', () => {
 
 describe('refusals before sending', () => {
   it('refuses more than 100 operations without calling DynamoDB', async () => {
-    const many: WriteOp[] = Array.from({ length: 101 }, (_, i) => ({ op: 'put', item: { pk: 'p', sk: String(i), data: {} } }));
+    const many: WriteOp[] = Array.from({ length: 101 }, (_, i) => ({
+      op: 'put',
+      item: { pk: 'p', sk: String(i), data: {} },
+    }));
     expect((await failure(() => store.transact(many))).code).toBe('INVALID');
     expect(ddb.calls()).toHaveLength(0);
   });

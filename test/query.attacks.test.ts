@@ -24,7 +24,11 @@ beforeAll(async () => {
     ],
   );
   // Another table holding the raw emails, readable by the same person.
-  people = await fx.table('crm.people', [field('email', 'Utf8')], ["SELECT 'user' || i || '@x.com' AS email FROM range(0, 200) r(i)"]);
+  people = await fx.table(
+    'crm.people',
+    [field('email', 'Utf8')],
+    ["SELECT 'user' || i || '@x.com' AS email FROM range(0, 200) r(i)"],
+  );
   // A table that is NOT in the snapshot: its files must stay unreachable.
   secret = await fx.table('hr.salaries', [field('salary', 'Int64')], ['SELECT 1000000 AS salary']);
 });
@@ -47,20 +51,30 @@ async function refused(sql: string, pattern: RegExp, extra: Partial<QueryRequest
 }
 
 describe('attacks on the query engine are refused with a clear error', () => {
-  it('refuses read_csv of /etc/passwd', () => refused("SELECT * FROM read_csv('/etc/passwd')", /table function read_csv\(\) is not allowed/));
-  it('refuses read_text', () => refused("SELECT content FROM read_text('/etc/passwd')", /table function read_text\(\) is not allowed/));
+  it('refuses read_csv of /etc/passwd', () =>
+    refused("SELECT * FROM read_csv('/etc/passwd')", /table function read_csv\(\) is not allowed/));
+  it('refuses read_text', () =>
+    refused("SELECT content FROM read_text('/etc/passwd')", /table function read_text\(\) is not allowed/));
   it('refuses glob', () => refused("SELECT * FROM glob('/*')", /table function glob\(\) is not allowed/));
   it('refuses a table function hidden in a scalar subquery', () =>
-    refused("SELECT (SELECT count(*) FROM read_csv('/etc/passwd')) AS n FROM sales.orders", /read_csv\(\) is not allowed/));
+    refused(
+      "SELECT (SELECT count(*) FROM read_csv('/etc/passwd')) AS n FROM sales.orders",
+      /read_csv\(\) is not allowed/,
+    ));
   it('refuses a table function hidden in a CTE', () =>
     refused("WITH x AS (SELECT * FROM read_blob('/etc/passwd')) SELECT * FROM x", /read_blob\(\) is not allowed/));
-  it('refuses a bare file path (replacement scan)', () => refused("SELECT * FROM '/etc/passwd'", /unknown table '\/etc\/passwd'/));
+  it('refuses a bare file path (replacement scan)', () =>
+    refused("SELECT * FROM '/etc/passwd'", /unknown table '\/etc\/passwd'/));
   it('refuses COPY … TO', () =>
-    refused(`COPY (SELECT * FROM sales.orders) TO '${outside()}' (FORMAT csv)`, /only a read-only SELECT query is allowed.*COPY/));
+    refused(
+      `COPY (SELECT * FROM sales.orders) TO '${outside()}' (FORMAT csv)`,
+      /only a read-only SELECT query is allowed.*COPY/,
+    ));
   it('refuses ATTACH', () => refused(`ATTACH '${outside()}' AS o`, /not a SELECT/));
   it('refuses INSTALL', () => refused('INSTALL httpfs', /not a SELECT/));
   it('refuses LOAD', () => refused('LOAD parquet', /not a SELECT/));
-  it('refuses PRAGMA (which a prepared statement would report as a SELECT)', () => refused('PRAGMA show_tables', /not a SELECT/));
+  it('refuses PRAGMA (which a prepared statement would report as a SELECT)', () =>
+    refused('PRAGMA show_tables', /not a SELECT/));
   it('refuses SET', () => refused('SET enable_external_access = true', /not a SELECT/));
   it('refuses CALL', () => refused('CALL pragma_version()', /not a SELECT/));
   it('refuses stacked statements', () => refused('SELECT 1; DROP VIEW sales.orders', /exactly one statement; got 2/));
@@ -69,10 +83,13 @@ describe('attacks on the query engine are refused with a clear error', () => {
   it('refuses getenv', () => refused("SELECT getenv('HOME') AS h", /function getenv\(\) is not allowed/));
   it('refuses current_setting (which would reveal the allowed paths)', () =>
     refused("SELECT current_setting('allowed_paths') AS p", /function current_setting\(\) is not allowed/));
-  it('refuses CREATE MACRO', () => refused("CREATE MACRO f(x) AS x + 1", /not a SELECT/));
-  it('refuses EXPLAIN (which could reveal view definitions)', () => refused('EXPLAIN SELECT * FROM sales.orders', /not a SELECT/));
-  it('refuses system catalogs', () => refused('SELECT * FROM information_schema.tables', /unknown table 'information_schema.tables'/));
-  it('refuses duckdb_views(), which would reveal the mask key', () => refused('SELECT sql FROM duckdb_views()', /duckdb_views\(\) is not allowed/));
+  it('refuses CREATE MACRO', () => refused('CREATE MACRO f(x) AS x + 1', /not a SELECT/));
+  it('refuses EXPLAIN (which could reveal view definitions)', () =>
+    refused('EXPLAIN SELECT * FROM sales.orders', /not a SELECT/));
+  it('refuses system catalogs', () =>
+    refused('SELECT * FROM information_schema.tables', /unknown table 'information_schema.tables'/));
+  it('refuses duckdb_views(), which would reveal the mask key', () =>
+    refused('SELECT sql FROM duckdb_views()', /duckdb_views\(\) is not allowed/));
   it("refuses reading another table's files by path", async () => {
     const path = secret.files[0]?.path as string;
     await refused(`SELECT * FROM '${path}'`, /unknown table/);
@@ -99,7 +116,9 @@ describe('the engine lockdown is an independent second layer', () => {
     try {
       const c = db.connection;
       await expect(c.run("SELECT * FROM read_csv('/etc/passwd')")).rejects.toThrow(/disabled|Permission|not allowed/i);
-      await expect(c.run(`SELECT * FROM read_parquet('${secret.files[0]?.path}')`)).rejects.toThrow(/disabled|Permission|not allowed/i);
+      await expect(c.run(`SELECT * FROM read_parquet('${secret.files[0]?.path}')`)).rejects.toThrow(
+        /disabled|Permission|not allowed/i,
+      );
       await expect(c.run(`COPY (SELECT 1) TO '${outside()}'`)).rejects.toThrow(/disabled|Permission|not allowed/i);
       await expect(c.run('SET enable_external_access = true')).rejects.toThrow(/lock|configuration/i);
       await expect(c.run("SELECT getenv('HOME')")).rejects.toThrow(/disabled|not allowed|does not exist|Catalog/i);
@@ -128,7 +147,9 @@ describe('a masked column never exposes its raw value', () => {
     expect(r.rows[0]).toEqual({ a: 0, b: 0, c: 0 });
   });
   it('cannot be recovered by joining with a table that holds raw values', async () => {
-    const r = await query('SELECT count(*) AS n FROM sales.orders o JOIN crm.people p ON o.email = p.email', { policy });
+    const r = await query('SELECT count(*) AS n FROM sales.orders o JOIN crm.people p ON o.email = p.email', {
+      policy,
+    });
     expect(r.rows[0]?.n).toBe(0);
   });
   it('cannot be probed with LIKE, comparisons or casts', async () => {
@@ -139,7 +160,10 @@ describe('a masked column never exposes its raw value', () => {
     expect(r.rows[0]).toEqual({ l: 0, e: 0, c: 0, lengths: 1 });
   });
   it('aggregates see only hashes', async () => {
-    const r = await query('SELECT min(email) AS lo, max(email) AS hi, string_agg(email, \',\') AS all_ FROM sales.orders', { policy });
+    const r = await query(
+      "SELECT min(email) AS lo, max(email) AS hi, string_agg(email, ',') AS all_ FROM sales.orders",
+      { policy },
+    );
     expect(String(r.rows[0]?.all_)).not.toMatch(/@x\.com/);
     expect(r.rows[0]?.lo).toMatch(/^[0-9a-f]{64}$/);
   });

@@ -31,11 +31,18 @@ beforeAll(async () => {
 });
 afterAll(() => fx.close());
 
-const req = (sql: string, extra: Partial<QueryRequest> = {}): QueryRequest => ({ sql, tables: [orders, empty], caps: TEST_CAPS, ...extra });
+const req = (sql: string, extra: Partial<QueryRequest> = {}): QueryRequest => ({
+  sql,
+  tables: [orders, empty],
+  caps: TEST_CAPS,
+  ...extra,
+});
 
 describe('runQuery', () => {
   it('answers SQL over the snapshot views with typed columns', async () => {
-    const r = await runQuery(req('SELECT region, count(*) AS n, sum(amount) AS total FROM sales.orders GROUP BY region ORDER BY region'));
+    const r = await runQuery(
+      req('SELECT region, count(*) AS n, sum(amount) AS total FROM sales.orders GROUP BY region ORDER BY region'),
+    );
     expect(r.columns).toEqual([
       { name: 'region', type: 'VARCHAR' },
       { name: 'n', type: 'BIGINT' },
@@ -60,7 +67,11 @@ describe('runQuery', () => {
   });
 
   it('binds $name parameters in the engine (a quote in a value is data, not SQL)', async () => {
-    const r = await runQuery(req("SELECT count(*) AS n, $who AS who FROM sales.orders WHERE id < $max", { params: { max: 10, who: "O'Brien'; DROP" } }));
+    const r = await runQuery(
+      req('SELECT count(*) AS n, $who AS who FROM sales.orders WHERE id < $max', {
+        params: { max: 10, who: "O'Brien'; DROP" },
+      }),
+    );
     expect(r.rows).toEqual([{ n: 10, who: "O'Brien'; DROP" }]);
   });
 
@@ -72,13 +83,19 @@ describe('runQuery', () => {
   });
 
   it('applies the row filter inside the view', async () => {
-    const r = await runQuery(req('SELECT count(*) AS n FROM sales.orders', { policy: { rowFilters: { 'sales.orders': "region = 'us'" } } }));
+    const r = await runQuery(
+      req('SELECT count(*) AS n FROM sales.orders', { policy: { rowFilters: { 'sales.orders': "region = 'us'" } } }),
+    );
     expect(r.rows).toEqual([{ n: 500 }]);
   });
 
   it('refuses a row filter that reads another table', async () => {
     await expect(
-      runQuery(req('SELECT 1 AS x FROM sales.orders', { policy: { rowFilters: { 'sales.orders': "id IN (SELECT id FROM read_csv('/etc/passwd'))" } } })),
+      runQuery(
+        req('SELECT 1 AS x FROM sales.orders', {
+          policy: { rowFilters: { 'sales.orders': "id IN (SELECT id FROM read_csv('/etc/passwd'))" } },
+        }),
+      ),
     ).rejects.toMatchObject({ code: 'INVALID' });
   });
 
@@ -94,7 +111,9 @@ describe('runQuery', () => {
   });
 
   it("refuses a result over maxRows with onTruncate 'refuse', naming the cap", async () => {
-    await expect(runQuery(req('SELECT id FROM sales.orders', { caps: { ...TEST_CAPS, maxRows: 5 }, onTruncate: 'refuse' }))).rejects.toMatchObject({
+    await expect(
+      runQuery(req('SELECT id FROM sales.orders', { caps: { ...TEST_CAPS, maxRows: 5 }, onTruncate: 'refuse' })),
+    ).rejects.toMatchObject({
       code: 'LIMIT_EXCEEDED',
       message: expect.stringMatching(/max rows exceeded.*maxRows=5/),
     });
@@ -115,25 +134,40 @@ describe('runQuery', () => {
     };
     await runQuery(req('SELECT 1 AS warm')); // warm the shared parser
     const started = performance.now();
-    const error = await runQuery({ sql: 'SELECT count(*) FROM big.events', tables: [huge], caps: { ...TEST_CAPS, maxBytesScanned: 10 ** 9 } }).catch((e) => e);
+    const error = await runQuery({
+      sql: 'SELECT count(*) FROM big.events',
+      tables: [huge],
+      caps: { ...TEST_CAPS, maxBytesScanned: 10 ** 9 },
+    }).catch((e) => e);
     const elapsed = performance.now() - started;
     expect(error).toMatchObject({ code: 'LIMIT_EXCEEDED' });
-    expect(error.message).toMatch(/max bytes scanned exceeded: the query would scan 2000000000000 bytes in 20000 files.*maxBytesScanned=1000000000/);
+    expect(error.message).toMatch(
+      /max bytes scanned exceeded: the query would scan 2000000000000 bytes in 20000 files.*maxBytesScanned=1000000000/,
+    );
     expect(elapsed).toBeLessThan(100);
   });
 
   it('interrupts a query that runs past timeoutMs', async () => {
     const started = performance.now();
     const error = await runQuery(
-      req('SELECT count(*) FROM range(100000000000) a(x), sales.orders WHERE x % 7 = id', { caps: { ...TEST_CAPS, timeoutMs: 1500 } }),
+      req('SELECT count(*) FROM range(100000000000) a(x), sales.orders WHERE x % 7 = id', {
+        caps: { ...TEST_CAPS, timeoutMs: 1500 },
+      }),
     ).catch((e) => e);
-    expect(error).toMatchObject({ code: 'LIMIT_EXCEEDED', message: expect.stringMatching(/query timeout exceeded.*timeoutMs=1500/) });
+    expect(error).toMatchObject({
+      code: 'LIMIT_EXCEEDED',
+      message: expect.stringMatching(/query timeout exceeded.*timeoutMs=1500/),
+    });
     expect(performance.now() - started).toBeLessThan(15_000);
   });
 
   it('reads schema-evolved files (a column added later is NULL in older files)', async () => {
     const older = await fx.table('ev.t', [field('id', 'Int64')], ['SELECT 1::BIGINT AS id']);
-    const newer = await fx.table('ev.t2', [field('id', 'Int64'), field('note', 'Utf8')], ["SELECT 2::BIGINT AS id, 'hi' AS note"]);
+    const newer = await fx.table(
+      'ev.t2',
+      [field('id', 'Int64'), field('note', 'Utf8')],
+      ["SELECT 2::BIGINT AS id, 'hi' AS note"],
+    );
     const table: SnapshotTable = { name: 'ev.t', schema: newer.schema, files: [...older.files, ...newer.files] };
     const r = await runQuery({ sql: 'SELECT id, note FROM ev.t ORDER BY id', tables: [table], caps: TEST_CAPS });
     expect(r.rows).toEqual([
@@ -151,9 +185,13 @@ describe('runQuery', () => {
 describe('memory', () => {
   it('scans more data than the memory limit, and a query that cannot fit fails cleanly, not the process', async () => {
     // 1M rows of 96-character strings (~100 MB of text) under a 64 MB engine limit.
-    const big = await fx.table('mem.wide', [field('id', 'Int64'), field('pad', 'Utf8')], [
-      'SELECT i AS id, md5(i::VARCHAR) || md5((i + 1)::VARCHAR) || md5((i + 2)::VARCHAR) AS pad FROM range(0, 1000000) r(i)',
-    ]);
+    const big = await fx.table(
+      'mem.wide',
+      [field('id', 'Int64'), field('pad', 'Utf8')],
+      [
+        'SELECT i AS id, md5(i::VARCHAR) || md5((i + 1)::VARCHAR) || md5((i + 2)::VARCHAR) AS pad FROM range(0, 1000000) r(i)',
+      ],
+    );
     const engine = { memoryLimit: '64MB', threads: 1 };
     const scanned = await runQuery({
       sql: 'SELECT count(*) AS n, count(DISTINCT length(pad)) AS l, max(id) AS hi FROM mem.wide',
@@ -164,12 +202,21 @@ describe('memory', () => {
     expect(scanned.rows).toEqual([{ n: 1_000_000, l: 1, hi: 999_999 }]);
     // A full sort needs the data in memory or on disk: it either completes or is refused
     // with a clear LIMIT_EXCEEDED naming the memory limit — the process survives either way.
-    const outcome = await runQuery({ sql: 'SELECT pad FROM mem.wide ORDER BY pad', tables: [big], caps: { ...TEST_CAPS, maxRows: 2 }, engine }).then(
+    const outcome = await runQuery({
+      sql: 'SELECT pad FROM mem.wide ORDER BY pad',
+      tables: [big],
+      caps: { ...TEST_CAPS, maxRows: 2 },
+      engine,
+    }).then(
       (r) => r.stats.rowsReturned,
       (e) => e,
     );
     if (typeof outcome === 'number') expect(outcome).toBe(2);
-    else expect(outcome).toMatchObject({ code: 'LIMIT_EXCEEDED', message: expect.stringMatching(/memory limit exceeded.*64MB/) });
+    else
+      expect(outcome).toMatchObject({
+        code: 'LIMIT_EXCEEDED',
+        message: expect.stringMatching(/memory limit exceeded.*64MB/),
+      });
     const after = await runQuery(req('SELECT count(*) AS n FROM sales.orders'));
     expect(after.rows).toEqual([{ n: 2000 }]);
   });
@@ -229,9 +276,12 @@ describe('output formats', () => {
 
   it('streams CSV and Arrow IPC from streamQuery', async () => {
     let csv = '';
-    await streamQuery(req('SELECT id, region FROM sales.orders WHERE id < 3 ORDER BY id'), csvSink((t) => {
-      csv += t;
-    }));
+    await streamQuery(
+      req('SELECT id, region FROM sales.orders WHERE id < 3 ORDER BY id'),
+      csvSink((t) => {
+        csv += t;
+      }),
+    );
     expect(csv).toBe('id,region\n0,eu\n1,us\n2,eu\n');
 
     const ipc = arrowIpcSink();

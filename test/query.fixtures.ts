@@ -55,4 +55,9 @@ export class ParquetFixture {
 }
 
 /** A field with no tags. */
-export const field = (name: string, type: Field['type'], tags: string[] = []): Field => ({ name, type, nullable: true, tags });
+export const field = (name: string, type: Field['type'], tags: string[] = []): Field => ({
+  name,
+  type,
+  nullable: true,
+  tags,
+});

@@ -36,7 +36,9 @@ describe('QueryGovernor: concurrency slots', () => {
 
   it('lets exactly maxConcurrent of many racing queries in (conditional writes)', async () => {
     const g = new QueryGovernor(new MemoryCatalogStore());
-    const outcomes = await Promise.allSettled(Array.from({ length: 10 }, () => g.admit('ann', { ...caps, maxConcurrent: 3 }, 0)));
+    const outcomes = await Promise.allSettled(
+      Array.from({ length: 10 }, () => g.admit('ann', { ...caps, maxConcurrent: 3 }, 0)),
+    );
     expect(outcomes.filter((o) => o.status === 'fulfilled')).toHaveLength(3);
   });
 
@@ -54,7 +56,9 @@ describe('QueryGovernor: daily scanned-bytes budget', () => {
     await (await g.admit('ann', caps, 600)).release();
     await expect(g.admit('ann', caps, 500)).rejects.toMatchObject({
       code: 'LIMIT_EXCEEDED',
-      message: expect.stringMatching(/daily scanned-bytes budget exceeded for ann: 600 bytes used today \(2024-05-01 UTC\) \+ 500 .* > 1000 allowed/),
+      message: expect.stringMatching(
+        /daily scanned-bytes budget exceeded for ann: 600 bytes used today \(2024-05-01 UTC\) \+ 500 .* > 1000 allowed/,
+      ),
     });
     expect((await g.usage('ann')).bytes).toBe(600);
   });
@@ -94,7 +98,11 @@ describe('runQuery with governance', () => {
     const store = new MemoryCatalogStore();
     const governor = new QueryGovernor(store);
     const bytes = t.files[0]?.bytes ?? 0;
-    const q = { sql: 'SELECT count(*) AS n FROM a.t', tables: [t], caps: { ...caps, maxConcurrent: 1, dailyBytes: bytes * 2 } };
+    const q = {
+      sql: 'SELECT count(*) AS n FROM a.t',
+      tables: [t],
+      caps: { ...caps, maxConcurrent: 1, dailyBytes: bytes * 2 },
+    };
     // The person, then an agent acting for the person: one budget, one slot.
     await runQuery({ ...q, governance: { governor, person: 'ann' } });
     await runQuery({ ...q, governance: { governor, person: 'ann' } });
@@ -110,7 +118,9 @@ describe('runQuery with governance', () => {
   it('releases the slot when the query fails', async () => {
     const governor = new QueryGovernor(new MemoryCatalogStore());
     const q = { tables: [t], caps: { ...caps, maxConcurrent: 1 }, governance: { governor, person: 'bob' } };
-    await expect(runQuery({ ...q, sql: 'SELECT 1 / 0::INT AS x, error(\'boom\') FROM a.t' })).rejects.toBeDefined();
-    await expect(runQuery({ ...q, sql: 'SELECT count(*) AS n FROM a.t' })).resolves.toMatchObject({ rows: [{ n: 10 }] });
+    await expect(runQuery({ ...q, sql: "SELECT 1 / 0::INT AS x, error('boom') FROM a.t" })).rejects.toBeDefined();
+    await expect(runQuery({ ...q, sql: 'SELECT count(*) AS n FROM a.t' })).resolves.toMatchObject({
+      rows: [{ n: 10 }],
+    });
   });
 });

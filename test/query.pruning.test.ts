@@ -11,7 +11,13 @@ beforeAll(async () => {
   fx = await ParquetFixture.create();
   events = await fx.table(
     'raw.events',
-    [field('id', 'Int64'), field('kind', 'Utf8'), field('day', 'Date32'), field('score', 'Float64'), field('flag', 'Bool')],
+    [
+      field('id', 'Int64'),
+      field('kind', 'Utf8'),
+      field('day', 'Date32'),
+      field('score', 'Float64'),
+      field('flag', 'Bool'),
+    ],
     Array.from(
       { length: 5 },
       (_, f) =>
@@ -36,7 +42,7 @@ describe('pruning by manifest min/max stats', () => {
     ["SELECT * FROM raw.events WHERE day >= DATE '2024-01-04'", [3, 4]],
     ['SELECT * FROM raw.events WHERE score < 10', [0]],
     ['SELECT * FROM raw.events WHERE NOT (id < 400)', [4]], // the parser rewrites it to id >= 400
-    ['SELECT * FROM raw.events e WHERE e.id < 100 AND e.kind = \'a\'', [0]],
+    ["SELECT * FROM raw.events e WHERE e.id < 100 AND e.kind = 'a'", [0]],
     ['SELECT count(*) FROM (SELECT * FROM raw.events WHERE id > 350) s', [3, 4]],
   ])('%s reads only the files that may match', async (sql, files) => {
     const stats = await estimate(sql);
@@ -50,8 +56,8 @@ describe('pruning by manifest min/max stats', () => {
   });
 
   it.each([
-    'SELECT * FROM raw.events WHERE id = 5 OR kind = \'e\'',
-    'SELECT * FROM raw.events WHERE NOT (id < 100 AND kind = \'a\')',
+    "SELECT * FROM raw.events WHERE id = 5 OR kind = 'e'",
+    "SELECT * FROM raw.events WHERE NOT (id < 100 AND kind = 'a')",
     'SELECT * FROM raw.events WHERE id + 0 = 5',
     'SELECT * FROM raw.events WHERE score > 1000', // NaN would match: never pruned on floats
     // Two references: the second needs every file, so the view keeps them all.
@@ -61,13 +67,21 @@ describe('pruning by manifest min/max stats', () => {
   });
 
   it('reports what was actually read in stats.bytesScanned', async () => {
-    const r = await runQuery({ sql: 'SELECT count(*) AS n FROM raw.events WHERE id BETWEEN 120 AND 250', tables: [events], caps: TEST_CAPS });
+    const r = await runQuery({
+      sql: 'SELECT count(*) AS n FROM raw.events WHERE id BETWEEN 120 AND 250',
+      tables: [events],
+      caps: TEST_CAPS,
+    });
     expect(r.rows).toEqual([{ n: 131 }]);
     expect(r.stats).toMatchObject({ filesScanned: 2, filesPruned: 3, bytesScanned: bytesOf(1, 2) });
   });
 
   it('row filters prune too', async () => {
-    const stats = await estimateQuery({ sql: 'SELECT * FROM raw.events', tables: [events], policy: { rowFilters: { 'raw.events': "kind = 'b'" } } });
+    const stats = await estimateQuery({
+      sql: 'SELECT * FROM raw.events',
+      tables: [events],
+      policy: { rowFilters: { 'raw.events': "kind = 'b'" } },
+    });
     expect(stats.filesScanned).toBe(1);
   });
 

@@ -42,7 +42,11 @@ async function failure(fn: () => Promise<unknown>) {
     await fn();
   } catch (e) {
     if (!isAirlockError(e)) throw e;
-    return { code: e.code, message: e.message, details: e.details as unknown as SandboxFailureDetails & Record<string, unknown> };
+    return {
+      code: e.code,
+      message: e.message,
+      details: e.details as unknown as SandboxFailureDetails & Record<string, unknown>,
+    };
   }
   throw new Error('expected a failure, but the call succeeded');
 }
@@ -257,7 +261,11 @@ describe('sandbox: attacks', () => {
 
   it('stops a step that allocates ArrayBuffers (outside the V8 heap) without bound', async () => {
     const f = await failure(async () =>
-      runCodeStep({ bundle: await bundle('buffer-bomb.mjs'), inputs: {}, limits: { memoryMb: 200, timeoutMs: 30_000 } }),
+      runCodeStep({
+        bundle: await bundle('buffer-bomb.mjs'),
+        inputs: {},
+        limits: { memoryMb: 200, timeoutMs: 30_000 },
+      }),
     );
     expect(f.code).toBe('LIMIT_EXCEEDED');
     expect(f.details.reason).toBe('memory');
@@ -279,7 +287,10 @@ describe('sandbox: npm packages from the pipeline folder', () => {
     dir = await mkdtemp(join(tmpdir(), 'airlock-test-pipeline-'));
     const pkg = async (name: string, main: string) => {
       await mkdir(join(dir, 'node_modules', name), { recursive: true });
-      await writeFile(join(dir, 'node_modules', name, 'package.json'), JSON.stringify({ name, version: '1.0.0', main: 'index.js' }));
+      await writeFile(
+        join(dir, 'node_modules', name, 'package.json'),
+        JSON.stringify({ name, version: '1.0.0', main: 'index.js' }),
+      );
       await writeFile(join(dir, 'node_modules', name, 'index.js'), main);
     };
     await pkg('tiny-pad', "module.exports = (s, n) => String(s).padStart(n, '0');");
@@ -316,7 +327,10 @@ export default { output: 'test.pkg', inputs: {}, run() { return [{ v: String(${c
 
   it('rebuilds a cached bundle when a package it includes changes', async () => {
     const first = await bundleStep(join(dir, 'uses-pad.mjs'), { pipelineDir: dir, cacheDir });
-    await writeFile(join(dir, 'node_modules', 'tiny-pad', 'index.js'), "module.exports = (s, n) => String(s).padStart(n, 'x');");
+    await writeFile(
+      join(dir, 'node_modules', 'tiny-pad', 'index.js'),
+      "module.exports = (s, n) => String(s).padStart(n, 'x');",
+    );
     const second = await bundleStep(join(dir, 'uses-pad.mjs'), { pipelineDir: dir, cacheDir });
     expect(first.file).toBe(second.file);
     expect(second.cached).toBe(false);
@@ -346,7 +360,12 @@ describe('rowsToTable', () => {
       { id: 1n, x: 1.5, s: 'a', b: true },
       { id: null, x: null, s: null, b: false },
     ]);
-    expect(t.schema.fields.map((f) => String(f.type))).toEqual([String(new Int64()), String(new Float64()), 'Utf8', 'Bool']);
+    expect(t.schema.fields.map((f) => String(f.type))).toEqual([
+      String(new Int64()),
+      String(new Float64()),
+      'Utf8',
+      'Bool',
+    ]);
     expect(t.getChild('id')?.get(1)).toBeNull();
     expect(t.getChild('x')?.get(0)).toBe(1.5);
     expect(t.getChild('x')?.nullCount).toBe(1);

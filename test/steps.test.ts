@@ -57,7 +57,10 @@ UNION ALL SELECT id, 'x' FROM raw.archive`,
   });
 
   it('collects expectations from several -- expect: lines, including composite unique keys', async () => {
-    const step = await parseSqlStep('q.sql', '-- output: a.b\n-- expect: unique(a, b)\n-- expect: max_rows(10)\nSELECT 1 AS a');
+    const step = await parseSqlStep(
+      'q.sql',
+      '-- output: a.b\n-- expect: unique(a, b)\n-- expect: max_rows(10)\nSELECT 1 AS a',
+    );
     expect(step.expect).toEqual([
       { kind: 'unique', columns: ['a', 'b'] },
       { kind: 'max_rows', count: 10 },
@@ -80,15 +83,15 @@ UNION ALL SELECT id, 'x' FROM raw.archive`,
   });
 
   it('refuses a malformed or unknown expectation with the line', async () => {
-    expect(await invalidMessage(() => parseSqlStep('x.sql', '-- output: a.b\n-- expect: not_null(id\nSELECT 1'))).toMatch(
-      /x\.sql:2: unbalanced parentheses/,
-    );
-    expect(await invalidMessage(() => parseSqlStep('x.sql', '-- output: a.b\n-- expect: positive(id)\nSELECT 1'))).toMatch(
-      /x\.sql:2: unknown expectation 'positive'/,
-    );
-    expect(await invalidMessage(() => parseSqlStep('x.sql', '-- output: a.b\n-- expect: min_rows(-1)\nSELECT 1'))).toMatch(
-      /min_rows takes one non-negative integer/,
-    );
+    expect(
+      await invalidMessage(() => parseSqlStep('x.sql', '-- output: a.b\n-- expect: not_null(id\nSELECT 1')),
+    ).toMatch(/x\.sql:2: unbalanced parentheses/);
+    expect(
+      await invalidMessage(() => parseSqlStep('x.sql', '-- output: a.b\n-- expect: positive(id)\nSELECT 1')),
+    ).toMatch(/x\.sql:2: unknown expectation 'positive'/);
+    expect(
+      await invalidMessage(() => parseSqlStep('x.sql', '-- output: a.b\n-- expect: min_rows(-1)\nSELECT 1')),
+    ).toMatch(/min_rows takes one non-negative integer/);
   });
 
   it('suggests the right header for a look-alike', async () => {
@@ -98,9 +101,9 @@ UNION ALL SELECT id, 'x' FROM raw.archive`,
   });
 
   it('refuses a header placed after the query', async () => {
-    expect(await invalidMessage(() => parseSqlStep('x.sql', '-- output: a.b\nSELECT 1\n-- expect: min_rows(1)'))).toMatch(
-      /x\.sql:3: the '-- expect:' header must come before the query/,
-    );
+    expect(
+      await invalidMessage(() => parseSqlStep('x.sql', '-- output: a.b\nSELECT 1\n-- expect: min_rows(1)')),
+    ).toMatch(/x\.sql:3: the '-- expect:' header must come before the query/);
   });
 
   it('refuses two statements and anything that is not a SELECT', async () => {
@@ -144,14 +147,18 @@ describe('code steps', () => {
   it('validates an untrusted declaration field by field', () => {
     const base = { output: 'a.b', inputs: {}, hasRun: true };
     expect(() => validateCodeStepSpec('s.mjs', { ...base, hasRun: false })).toThrow(/no run\(inputs/);
-    expect(() => validateCodeStepSpec('s.mjs', { ...base, output: 'A.B' })).toThrow(/'output': invalid table name 'A\.B'/);
+    expect(() => validateCodeStepSpec('s.mjs', { ...base, output: 'A.B' })).toThrow(
+      /'output': invalid table name 'A\.B'/,
+    );
     expect(() => validateCodeStepSpec('s.mjs', { ...base, inputs: { e: { table: 'a.b', columns: [] } } })).toThrow(
       /inputs\.e\.columns must be a non-empty array/,
     );
     expect(() => validateCodeStepSpec('s.mjs', { ...base, inputs: { e: { table: 'a.b', where: 'x' } } })).toThrow(
       /unknown field\(s\) where/,
     );
-    expect(() => validateCodeStepSpec('s.mjs', { ...base, expect: ['nope'] })).toThrow(/cannot parse expectation 'nope'/);
+    expect(() => validateCodeStepSpec('s.mjs', { ...base, expect: ['nope'] })).toThrow(
+      /cannot parse expectation 'nope'/,
+    );
   });
 
   it('lists step files of a folder, skipping tests', async () => {

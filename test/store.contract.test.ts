@@ -115,7 +115,9 @@ describe.each(catalogAdapters)('CatalogStore contract: $name', (adapter) => {
       const pk = partition('head');
       await store.put({ pk, sk: 'h', v: 1, data: { head: 'a' } }, { kind: 'absent' });
       await store.put({ pk, sk: 'h', v: 2, data: { head: 'b' } }, { kind: 'version', v: 1 });
-      const error = await failure(() => store.put({ pk, sk: 'h', v: 2, data: { head: 'c' } }, { kind: 'version', v: 1 }));
+      const error = await failure(() =>
+        store.put({ pk, sk: 'h', v: 2, data: { head: 'c' } }, { kind: 'version', v: 1 }),
+      );
       expect(error.code).toBe('CONFLICT');
       expect(error.details).toMatchObject({ pk, sk: 'h' });
       expect(await store.get({ pk, sk: 'h' })).toEqual({ pk, sk: 'h', v: 2, data: { head: 'b' } });
@@ -174,7 +176,12 @@ describe.each(catalogAdapters)('CatalogStore contract: $name', (adapter) => {
       );
       expect(error.code).toBe('CONFLICT');
       expect(error.details).toMatchObject({ pk, sk: 'missing', index: 2 });
-      expect(await store.getMany([{ pk, sk: 'a' }, { pk, sk: 'b' }])).toEqual([]);
+      expect(
+        await store.getMany([
+          { pk, sk: 'a' },
+          { pk, sk: 'b' },
+        ]),
+      ).toEqual([]);
     });
 
     it('names a failed version condition in the middle of a transaction', async () => {
@@ -266,7 +273,10 @@ describe.each(catalogAdapters)('CatalogStore contract: $name', (adapter) => {
     beforeAll(async () => {
       const ops: WriteOp[] = [];
       for (let i = 0; i < 10; i++) {
-        ops.push({ op: 'put', item: { pk, sk: `a#${pad(i)}`, t: `2024-01-${String(20 - i).padStart(2, '0')}T00:00:00Z`, data: { i } } });
+        ops.push({
+          op: 'put',
+          item: { pk, sk: `a#${pad(i)}`, t: `2024-01-${String(20 - i).padStart(2, '0')}T00:00:00Z`, data: { i } },
+        });
       }
       for (let i = 0; i < 5; i++) ops.push({ op: 'put', item: { pk, sk: `b#${pad(i)}`, data: { i } } });
       ops.push({ op: 'put', item: { pk: `${pk}-other`, sk: 'a#0000', data: {} } });
@@ -339,7 +349,13 @@ describe.each(catalogAdapters)('CatalogStore contract: $name', (adapter) => {
       const asOf = await store.query(pk, { index: 'time', lte: '2024-01-15T00:00:00Z', reverse: true, limit: 1 });
       expect(asOf.items.map((i) => i.sk)).toEqual(['a#0005']);
       expect(asOf.cursor).toBeDefined();
-      const next = await store.query(pk, { index: 'time', lte: '2024-01-15T00:00:00Z', reverse: true, limit: 1, cursor: asOf.cursor });
+      const next = await store.query(pk, {
+        index: 'time',
+        lte: '2024-01-15T00:00:00Z',
+        reverse: true,
+        limit: 1,
+        cursor: asOf.cursor,
+      });
       expect(next.items.map((i) => i.sk)).toEqual(['a#0006']);
     });
   });
@@ -352,7 +368,15 @@ describe.each(catalogAdapters)('CatalogStore contract: $name', (adapter) => {
         await store.transact(
           Array.from({ length: 100 }, (_, i) => {
             const n = batch * 100 + i;
-            return { op: 'put', item: { pk, sk: `e#${String(n).padStart(5, '0')}`, t: `t${String(n).padStart(5, '0')}`, data: { n, body } } };
+            return {
+              op: 'put',
+              item: {
+                pk,
+                sk: `e#${String(n).padStart(5, '0')}`,
+                t: `t${String(n).padStart(5, '0')}`,
+                data: { n, body },
+              },
+            };
           }),
         );
       }
@@ -372,7 +396,10 @@ describe.each(catalogAdapters)('CatalogStore contract: $name', (adapter) => {
       const pk = partition('many');
       for (let batch = 0; batch < 3; batch++) {
         await store.transact(
-          Array.from({ length: 80 }, (_, i) => ({ op: 'put', item: { pk, sk: pad(batch * 80 + i), data: { n: batch * 80 + i } } })),
+          Array.from({ length: 80 }, (_, i) => ({
+            op: 'put',
+            item: { pk, sk: pad(batch * 80 + i), data: { n: batch * 80 + i } },
+          })),
         );
       }
       const wanted = Array.from({ length: 260 }, (_, i) => ({ pk, sk: pad(259 - i) })); // 240..259 are missing
@@ -396,7 +423,9 @@ describe('CatalogStore contract: SQLite across OS processes', () => {
         }),
       ),
     );
-    const reports = outputs.map((o) => JSON.parse(o.stdout.trim()) as { writer: string; won: number; conflicts: number });
+    const reports = outputs.map(
+      (o) => JSON.parse(o.stdout.trim()) as { writer: string; won: number; conflicts: number },
+    );
     expect(reports.map((r) => r.won)).toEqual(Array(writers).fill(each));
 
     const store = openSqliteCatalogStore(path);
@@ -550,7 +579,13 @@ describe.each(objectAdapters)('ObjectStore contract: $name', (adapter) => {
 describe('default clients (what `airlock` builds from the environment)', () => {
   const saved = { ...process.env };
   afterAll(() => {
-    for (const name of ['AWS_ENDPOINT_URL_DYNAMODB', 'AWS_ENDPOINT_URL_S3', 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_REGION']) {
+    for (const name of [
+      'AWS_ENDPOINT_URL_DYNAMODB',
+      'AWS_ENDPOINT_URL_S3',
+      'AWS_ACCESS_KEY_ID',
+      'AWS_SECRET_ACCESS_KEY',
+      'AWS_REGION',
+    ]) {
       if (saved[name] === undefined) delete process.env[name];
       else process.env[name] = saved[name];
     }

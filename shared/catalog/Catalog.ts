@@ -225,9 +225,12 @@ export class Catalog {
   async head(branch: string): Promise<BranchEvent> {
     const event = await this.log.last(branch);
     if (!event || event.type === 'delete' || event.commit === null) {
-      throw notFound(`unknown branch '${branch}'${event ? ' (it was deleted; `airlock branch restore` brings it back)' : ''}`, {
-        branch,
-      });
+      throw notFound(
+        `unknown branch '${branch}'${event ? ' (it was deleted; `airlock branch restore` brings it back)' : ''}`,
+        {
+          branch,
+        },
+      );
     }
     return event;
   }
@@ -342,7 +345,8 @@ export class Catalog {
 
   /** Deletes a branch (recoverable: the log keeps everything; `restoreBranch` brings it back). */
   async deleteBranch(name: string, actor: Actor): Promise<BranchEvent> {
-    if (await this.isProtected(name)) throw denied(`branch '${name}' is protected and cannot be deleted`, { branch: name });
+    if (await this.isProtected(name))
+      throw denied(`branch '${name}' is protected and cannot be deleted`, { branch: name });
     const head = await this.head(name);
     const event: BranchEvent = {
       ...head,
@@ -454,7 +458,8 @@ export class Catalog {
     const tree = await this.treeOf(commit);
     const versions = await this.docs.getTableVersions(Object.values(tree.tables));
     const tables = new Map<string, { id: string; version: TableVersion }>();
-    for (const [name, id] of Object.entries(tree.tables)) tables.set(name, { id, version: versions.get(id) as TableVersion });
+    for (const [name, id] of Object.entries(tree.tables))
+      tables.set(name, { id, version: versions.get(id) as TableVersion });
     return { commit, tables };
   }
 
@@ -534,10 +539,13 @@ export class Catalog {
           };
         }
         if (!sameSchema(cur.schema, change.schema)) {
-          throw conflict(`the schema of '${change.table}' changed on '${branch}' since the data was prepared; import again`, {
-            branch,
-            tables: [change.table],
-          });
+          throw conflict(
+            `the schema of '${change.table}' changed on '${branch}' since the data was prepared; import again`,
+            {
+              branch,
+              tables: [change.table],
+            },
+          );
         }
         const files = [...cur.files, ...change.files];
         return {
@@ -686,18 +694,18 @@ export class Catalog {
    * would happen and writes nothing. Conflicts throw CONFLICT naming the tables (or, on a
    * dry run, return status `conflict`).
    */
-  async merge(
-    sourceRef: string,
-    target: string,
-    options: CommitOptions & { dryRun?: boolean },
-  ): Promise<MergeResult> {
+  async merge(sourceRef: string, target: string, options: CommitOptions & { dryRun?: boolean }): Promise<MergeResult> {
     const source = await this.resolve(sourceRef);
     if (source.branch?.name === target && source.isHead) throw invalid(`cannot merge '${target}' into itself`);
     let outcome: MergeResult | undefined;
     const result = await this.withRetries(target, async (head, attempt) => {
       const ours = await this.docs.getCommit(head.commit as string);
       const baseId = await this.mergeBase(source, { name: target, event: head }, ours);
-      const report = (status: MergeResult['status'], conflicts: TableConflict[], changes: TableDiff[]): MergeResult => ({
+      const report = (
+        status: MergeResult['status'],
+        conflicts: TableConflict[],
+        changes: TableDiff[],
+      ): MergeResult => ({
         status,
         source: sourceRef,
         target,
@@ -769,7 +777,7 @@ export class Catalog {
         parents: [ours.id, source.commit.id],
         options,
         attempt,
-        extraOps: (commit, event) => syncOps(source.commit.id, event),
+        extraOps: (_commit, event) => syncOps(source.commit.id, event),
         info: { source: sourceRef, ...(options.runId ? { runId: options.runId } : {}) },
       });
     }).catch((e) => {

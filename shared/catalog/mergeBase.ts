@@ -29,11 +29,7 @@ export interface BranchHead {
 }
 
 /** Reads the sync point of (a, b) and returns its commit when still valid for these heads. One read. */
-export async function syncedBase(
-  store: CatalogStore,
-  a: BranchHead,
-  b: BranchHead,
-): Promise<string | undefined> {
+export async function syncedBase(store: CatalogStore, a: BranchHead, b: BranchHead): Promise<string | undefined> {
   const item = await store.get(syncKey(a.name, b.name));
   if (!item) return undefined;
   const sync = item.data as unknown as SyncPoint;

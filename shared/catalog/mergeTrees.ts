@@ -38,12 +38,7 @@ const keysOf = (files: DataFile[]) => new Set(files.map((f) => f.key));
  *   conflict naming the table.
  * Pure: it never writes; the caller validates unions (unique keys) and commits.
  */
-export async function mergeTrees(
-  base: Tree,
-  ours: Tree,
-  theirs: Tree,
-  load: LoadVersions,
-): Promise<TreeMergeResult> {
+export async function mergeTrees(base: Tree, ours: Tree, theirs: Tree, load: LoadVersions): Promise<TreeMergeResult> {
   const names = new Set([...Object.keys(base.tables), ...Object.keys(ours.tables), ...Object.keys(theirs.tables)]);
   const tables: Record<string, string> = {};
   const both: string[] = [];

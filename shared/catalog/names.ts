@@ -10,8 +10,7 @@ const MAX_IDENT = 63;
  */
 export function validateTableName(name: string): string {
   const parts = name.split('.');
-  const ok =
-    parts.length === 2 && parts.every((p) => p.length > 0 && p.length <= MAX_IDENT && IDENT.test(p));
+  const ok = parts.length === 2 && parts.every((p) => p.length > 0 && p.length <= MAX_IDENT && IDENT.test(p));
   if (!ok) {
     const shown = name.length > 80 ? `${name.slice(0, 80)}… (${name.length} characters)` : name;
     throw invalid(

@@ -10,7 +10,9 @@ let shared: Promise<DuckDBInstance> | undefined;
  */
 function instance(): Promise<DuckDBInstance> {
   // Loaded on first use: commands that touch no data never pay for the native engine.
-  shared ??= import('@duckdb/node-api').then(({ DuckDBInstance }) => DuckDBInstance.create(':memory:', { threads: '2' }));
+  shared ??= import('@duckdb/node-api').then(({ DuckDBInstance }) =>
+    DuckDBInstance.create(':memory:', { threads: '2' }),
+  );
   return shared;
 }
 
@@ -36,6 +38,10 @@ export async function rows(connection: DuckDBConnection, sql: string): Promise<R
  */
 export function fileError(file: string, error: unknown, what = 'read'): Error {
   const message = error instanceof Error ? error.message : String(error);
-  const clean = message.replace(/^(Invalid Input|Conversion|Binder|Parser|IO) Error:\s*/i, '').split('\n').slice(0, 6).join('\n');
+  const clean = message
+    .replace(/^(Invalid Input|Conversion|Binder|Parser|IO) Error:\s*/i, '')
+    .split('\n')
+    .slice(0, 6)
+    .join('\n');
   return invalid(`cannot ${what} '${file}': ${clean}`, { file }, error);
 }

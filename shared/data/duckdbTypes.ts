@@ -48,10 +48,13 @@ export function fieldTypeOf(column: string, duck: string): FieldType {
   if (AS_TEXT.has(upper)) return 'Utf8';
   const t = FROM_DUCKDB[upper];
   if (t) return t;
-  throw invalid(`column '${column}' has type ${duck}, which Airlock tables cannot hold (nested and exotic types are not supported; flatten it first)`, {
-    column,
-    type: duck,
-  });
+  throw invalid(
+    `column '${column}' has type ${duck}, which Airlock tables cannot hold (nested and exotic types are not supported; flatten it first)`,
+    {
+      column,
+      type: duck,
+    },
+  );
 }
 
 /** Quotes a SQL string literal (for trusted values Airlock builds itself, such as file paths). */

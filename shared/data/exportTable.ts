@@ -15,7 +15,9 @@ export function tableRelationSql(version: Pick<TableVersion, 'schema' | 'files'>
   if (paths.length === 0) return `SELECT ${version.schema.fields.map(typedNull).join(', ')} WHERE false`;
   const present = (f: Field) => version.files.some((file) => file.columns[f.name] !== undefined);
   const cols = version.schema.fields
-    .map((f) => (present(f) ? `CAST(${sqlIdent(f.name)} AS ${duckdbType(f.type)}) AS ${sqlIdent(f.name)}` : typedNull(f)))
+    .map((f) =>
+      present(f) ? `CAST(${sqlIdent(f.name)} AS ${duckdbType(f.type)}) AS ${sqlIdent(f.name)}` : typedNull(f),
+    )
     .join(', ');
   return `SELECT ${cols} FROM read_parquet([${paths.map(sqlString).join(', ')}], union_by_name = true)`;
 }
@@ -30,7 +32,11 @@ const FORMATS: Record<string, string> = {
 };
 
 /** Writes a table version's rows to a CSV, Parquet, JSON or JSONL file. Returns the row count. */
-export async function exportRows(version: Pick<TableVersion, 'schema' | 'files'>, paths: string[], out: string): Promise<number> {
+export async function exportRows(
+  version: Pick<TableVersion, 'schema' | 'files'>,
+  paths: string[],
+  out: string,
+): Promise<number> {
   const options = FORMATS[extname(out).toLowerCase()];
   if (!options) throw invalid(`cannot export to '${out}': use a .csv, .parquet, .json or .jsonl file name`);
   return withConnection(async (connection) => {

@@ -44,7 +44,9 @@ export function inputFormat(file: string): InputFormat {
   if (ext === '.parquet') return 'parquet';
   if (ext === '.json') return 'json';
   if (ext === '.jsonl' || ext === '.ndjson') return 'jsonl';
-  throw invalid(`cannot import '${file}': unsupported file type '${ext || '(none)'}' (use .csv, .parquet, .json or .jsonl)`);
+  throw invalid(
+    `cannot import '${file}': unsupported file type '${ext || '(none)'}' (use .csv, .parquet, .json or .jsonl)`,
+  );
 }
 
 function sourceSql(file: string, format: InputFormat, asText: boolean): string {
@@ -65,12 +67,25 @@ function sourceSql(file: string, format: InputFormat, asText: boolean): string {
 
 /** Lowercases a header and replaces anything that is not a letter, digit or _ with _. */
 export function normaliseColumnName(name: string): string {
-  let n = name.trim().toLowerCase().replace(/[^a-z0-9_]+/g, '_').replace(/^_+|_+$/g, '');
+  let n = name
+    .trim()
+    .toLowerCase()
+    .replace(/[^a-z0-9_]+/g, '_')
+    .replace(/^_+|_+$/g, '');
   if (n === '' || /^[0-9]/.test(n)) n = `_${n}`;
   return n.slice(0, 63);
 }
 
-const INT_RANK: Record<string, number> = { Int8: 1, Int16: 2, Int32: 3, Int64: 4, UInt8: 1.5, UInt16: 2.5, UInt32: 3.5, UInt64: 5 };
+const INT_RANK: Record<string, number> = {
+  Int8: 1,
+  Int16: 2,
+  Int32: 3,
+  Int64: 4,
+  UInt8: 1.5,
+  UInt16: 2.5,
+  UInt32: 3.5,
+  UInt64: 5,
+};
 
 /** True when values of `from` convert to `to` without loss or silent rounding. Text is parsed strictly. */
 function castable(from: FieldType, to: FieldType): boolean {
@@ -118,7 +133,9 @@ export async function prepareImport(request: ImportRequest): Promise<PreparedImp
     for (const { column_name, column_type } of described) {
       const name = normaliseColumnName(column_name);
       if (inputs.has(name)) {
-        throw invalid(`cannot import '${file}': columns '${inputs.get(name)?.source}' and '${column_name}' both map to '${name}'`);
+        throw invalid(
+          `cannot import '${file}': columns '${inputs.get(name)?.source}' and '${column_name}' both map to '${name}'`,
+        );
       }
       if (name !== column_name) renamed[column_name] = name;
       inputs.set(name, { source: column_name, type: column_type });
@@ -158,7 +175,10 @@ function newTableSchema(
   const known = (what: string, cols: string[]) => {
     for (const c of cols) {
       validateColumnName(c);
-      if (!inputs.has(c)) throw invalid(`cannot import '${file}': ${what} column '${c}' is not in the file (columns: ${[...inputs.keys()].join(', ')})`);
+      if (!inputs.has(c))
+        throw invalid(
+          `cannot import '${file}': ${what} column '${c}' is not in the file (columns: ${[...inputs.keys()].join(', ')})`,
+        );
     }
   };
   const notNull = create.notNull ?? [];
@@ -193,10 +213,13 @@ function checkAgainstTable(
     const input = inputs.get(field.name);
     if (!input) {
       if (!field.nullable) {
-        throw invalid(`cannot import '${file}' into '${table}': not-null column '${field.name}' is missing from the file`, {
-          table,
-          column: field.name,
-        });
+        throw invalid(
+          `cannot import '${file}' into '${table}': not-null column '${field.name}' is missing from the file`,
+          {
+            table,
+            column: field.name,
+          },
+        );
       }
       continue;
     }
@@ -214,10 +237,13 @@ function checkNotNull(file: string, schema: TableSchema, columns: DataFile['colu
   for (const f of schema.fields) {
     const nulls = columns[f.name]?.nulls ?? 0;
     if (!f.nullable && nulls > 0) {
-      throw invalid(`cannot import '${file}': not-null column '${f.name}' has ${nulls} null value${nulls > 1 ? 's' : ''}`, {
-        column: f.name,
-        nulls,
-      });
+      throw invalid(
+        `cannot import '${file}': not-null column '${f.name}' has ${nulls} null value${nulls > 1 ? 's' : ''}`,
+        {
+          column: f.name,
+          nulls,
+        },
+      );
     }
   }
 }
@@ -238,9 +264,12 @@ export async function checkUniqueIn(
   );
   if (dups.length > 0) {
     const shown = dups.map((r) => unique.map((c) => String(r[c])).join('/')).join(', ');
-    throw invalid(`duplicate value${dups.length > 1 ? 's' : ''} of unique key (${unique.join(', ')}) in ${where}: ${shown}`, {
-      unique,
-      duplicates: dups.map((r) => unique.map((c) => String(r[c]))),
-    });
+    throw invalid(
+      `duplicate value${dups.length > 1 ? 's' : ''} of unique key (${unique.join(', ')}) in ${where}: ${shown}`,
+      {
+        unique,
+        duplicates: dups.map((r) => unique.map((c) => String(r[c]))),
+      },
+    );
   }
 }

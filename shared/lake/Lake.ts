@@ -1,10 +1,24 @@
 import { randomUUID } from 'node:crypto';
 import { rmSync } from 'node:fs';
-import { Catalog, type CommitResult, type TableChange, validateColumnName, validateTableName } from '../catalog/index.js';
+import {
+  Catalog,
+  type CommitResult,
+  type TableChange,
+  validateColumnName,
+  validateTableName,
+} from '../catalog/index.js';
 import type { Actor, Field, FieldType, TableVersion } from '../catalog/index.js';
 import { DuckDbConstraintValidator, exportRows, prepareImport } from '../data/index.js';
 import { invalid, isAirlockError, isNotFound } from '../errors/index.js';
-import type { QueryCaps, QueryGovernor, QueryParam, QueryResult, QuerySink, QueryStats, SnapshotTable } from '../query/index.js';
+import type {
+  QueryCaps,
+  QueryGovernor,
+  QueryParam,
+  QueryResult,
+  QuerySink,
+  QueryStats,
+  SnapshotTable,
+} from '../query/index.js';
 
 /** The query engine, loaded on first query (it brings DuckDB and Arrow). */
 const queryEngine = () => import('../query/index.js');
@@ -45,8 +59,21 @@ export interface ImportResult {
 }
 
 const FIELD_TYPES = new Set([
-  'Bool', 'Int8', 'Int16', 'Int32', 'Int64', 'UInt8', 'UInt16', 'UInt32', 'UInt64',
-  'Float32', 'Float64', 'Utf8', 'Binary', 'Date32', 'Timestamp',
+  'Bool',
+  'Int8',
+  'Int16',
+  'Int32',
+  'Int64',
+  'UInt8',
+  'UInt16',
+  'UInt32',
+  'UInt64',
+  'Float32',
+  'Float64',
+  'Utf8',
+  'Binary',
+  'Date32',
+  'Timestamp',
 ]);
 
 /**
@@ -99,7 +126,8 @@ export class Lake {
    */
   async importTable(actor: Actor, options: ImportOptions): Promise<ImportResult> {
     const mode = options.mode ?? 'append';
-    if (mode !== 'append' && mode !== 'overwrite') throw invalid(`unknown import mode '${mode}' (use append or overwrite)`);
+    if (mode !== 'append' && mode !== 'overwrite')
+      throw invalid(`unknown import mode '${mode}' (use append or overwrite)`);
     validateTableName(options.table);
     await this.catalog.assertCommittable(options.branch);
     const existing = await this.tableOrUndefined(options.branch, options.table);
@@ -134,7 +162,9 @@ export class Lake {
               op: existing ? 'overwrite' : 'create',
             },
           };
-    const message = options.message ?? `${mode === 'append' ? 'Append' : 'Overwrite'} ${options.table} from ${options.file} (${prepared.rows} rows)`;
+    const message =
+      options.message ??
+      `${mode === 'append' ? 'Append' : 'Overwrite'} ${options.table} from ${options.file} (${prepared.rows} rows)`;
     let result: CommitResult;
     try {
       result = await this.catalog.commit(options.branch, [change], { actor, message });
@@ -167,7 +197,11 @@ export class Lake {
   }
 
   /** Like {@link query}, but streams rows to a sink without holding the whole result. */
-  async streamQuery(actor: Actor, options: QueryOptions, sink: QuerySink): Promise<{ stats: QueryStats; commit: string }> {
+  async streamQuery(
+    actor: Actor,
+    options: QueryOptions,
+    sink: QuerySink,
+  ): Promise<{ stats: QueryStats; commit: string }> {
     const { request, commit } = await this.queryRequest(actor, options);
     const { stats } = await (await queryEngine()).streamQuery(request, sink);
     return { stats, commit };
@@ -202,7 +236,10 @@ export class Lake {
   }
 
   /** Writes a table at a ref to a CSV, Parquet, JSON or JSONL file. */
-  async exportTable(_actor: Actor, options: { table: string; ref: string; file: string }): Promise<{ rows: number; file: string }> {
+  async exportTable(
+    _actor: Actor,
+    options: { table: string; ref: string; file: string },
+  ): Promise<{ rows: number; file: string }> {
     const { version } = await this.catalog.getTable(options.ref, options.table);
     const paths = await Promise.all(version.files.map((f) => this.stores.objects.localPath(f.key)));
     const rows = await exportRows(version, paths, options.file);
@@ -238,22 +275,20 @@ export class Lake {
       schema: { fields: [...version.schema.fields, field] },
       op: 'schema',
     };
-    return this.catalog.commit(
-      options.branch,
-      [{ kind: 'put', table: options.table, base: id, version: next }],
-      { actor, message: `Add column ${options.column} ${type} to ${options.table}` },
-    );
+    return this.catalog.commit(options.branch, [{ kind: 'put', table: options.table, base: id, version: next }], {
+      actor,
+      message: `Add column ${options.column} ${type} to ${options.table}`,
+    });
   }
 
   private async tableOrUndefined(branch: string, table: string) {
     try {
       return await this.catalog.getTable(branch, table);
     } catch (e) {
-      if (isNotFound(e) && (e.details.table === table)) return undefined;
+      if (isNotFound(e) && e.details.table === table) return undefined;
       throw e;
     }
   }
-
 }
 
 /** Caps lowered (never raised) by a request. */

@@ -6,9 +6,7 @@ import { AirlockError, invalid, notFound } from '../errors/index.js';
 import type { CatalogStore, ObjectStore } from '../store/ports.js';
 
 /** Where a lake lives: a local directory (embedded) or a DynamoDB table plus an S3 bucket. */
-export type LakeLocation =
-  | { backend: 'local'; dir: string }
-  | { backend: 'aws'; table: string; bucket: string };
+export type LakeLocation = { backend: 'local'; dir: string } | { backend: 'aws'; table: string; bucket: string };
 
 /** The marker file of an embedded lake. */
 export interface LakeManifest {
@@ -89,7 +87,8 @@ async function openLocal(location: { backend: 'local'; dir: string }, create: bo
     } catch (e) {
       throw new AirlockError('INVALID', `${manifestPath} is not valid JSON: the lake marker is damaged`, { cause: e });
     }
-    if (manifest.format !== 'airlock-lake') throw invalid(`${dir} is not an Airlock lake (${MANIFEST} has another format)`);
+    if (manifest.format !== 'airlock-lake')
+      throw invalid(`${dir} is not an Airlock lake (${MANIFEST} has another format)`);
   } else if (!create) {
     const exists = existsSync(dir);
     throw notFound(

@@ -144,7 +144,10 @@ export class QueryGovernor implements QueryGovernorLike {
         if (released) return;
         released = true;
         try {
-          await this.store.put({ pk: slotPk(person), sk: `slot#${slot}`, v: v + 1, data: { state: 'free' } }, { kind: 'version', v });
+          await this.store.put(
+            { pk: slotPk(person), sk: `slot#${slot}`, v: v + 1, data: { state: 'free' } },
+            { kind: 'version', v },
+          );
         } catch (e) {
           // Our lease expired and another query reclaimed the slot: it is theirs now.
           if (!isConflict(e)) throw e;
@@ -170,7 +173,11 @@ export class QueryGovernor implements QueryGovernorLike {
           { cap: 'dailyBytes', limit: dailyBytes, used, requested: bytes, person, day },
         );
       }
-      const next: CatalogItem = { ...key, v: (current?.v ?? 0) + 1, data: { bytes: used + bytes, queries: queries + 1 } };
+      const next: CatalogItem = {
+        ...key,
+        v: (current?.v ?? 0) + 1,
+        data: { bytes: used + bytes, queries: queries + 1 },
+      };
       try {
         await this.store.put(next, current ? { kind: 'version', v: current.v ?? 0 } : { kind: 'absent' });
         return { person, day, bytes: used + bytes, queries: queries + 1 };
@@ -179,10 +186,13 @@ export class QueryGovernor implements QueryGovernorLike {
         await new Promise((r) => setTimeout(r, Math.random() * 5 * (attempt + 1)));
       }
     }
-    throw limitExceeded(`daily budget of ${person} is too contended: gave up after ${this.maxCasAttempts} attempts; retry`, {
-      cap: 'dailyBytes',
-      person,
-    });
+    throw limitExceeded(
+      `daily budget of ${person} is too contended: gave up after ${this.maxCasAttempts} attempts; retry`,
+      {
+        cap: 'dailyBytes',
+        person,
+      },
+    );
   }
 
   /** The person's scanned bytes on `day` (default: today, UTC). */

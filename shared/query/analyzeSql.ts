@@ -46,7 +46,16 @@ export interface SqlAnalysis {
 const PURE_TABLE_FUNCTIONS = new Set(['range', 'generate_series', 'unnest']);
 /** Scalar functions refused because they reveal the host or engine settings. */
 const DENIED_FUNCTIONS = new Set(['getenv', 'current_setting']);
-const FROM_KINDS = new Set(['BASE_TABLE', 'JOIN', 'SUBQUERY', 'EXPRESSION_LIST', 'EMPTY', 'EMPTY_FROM', 'TABLE_FUNCTION', 'PIVOT']);
+const FROM_KINDS = new Set([
+  'BASE_TABLE',
+  'JOIN',
+  'SUBQUERY',
+  'EXPRESSION_LIST',
+  'EMPTY',
+  'EMPTY_FROM',
+  'TABLE_FUNCTION',
+  'PIVOT',
+]);
 const NODE_KINDS = new Set(['SELECT_NODE', 'SET_OPERATION_NODE', 'RECURSIVE_CTE_NODE', 'CTE_NODE']);
 
 const isObj = (v: Json | undefined): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -158,9 +167,14 @@ function walkAny(value: Json | undefined, ctx: Ctx): void {
   }
   if (!isObj(value)) return;
   const type = str(value.type);
-  if (value.class === undefined && type.endsWith('_NODE')) return walkNode(value, ctx);
-  if (value.class === undefined && FROM_KINDS.has(type)) return walkFrom(value, ctx);
-  if (type === 'TABLE_FUNCTION' || type === 'BASE_TABLE') return walkFrom(value, ctx);
+  if (value.class === undefined && type.endsWith('_NODE')) {
+    walkNode(value, ctx);
+    return;
+  }
+  if ((value.class === undefined && FROM_KINDS.has(type)) || type === 'TABLE_FUNCTION' || type === 'BASE_TABLE') {
+    walkFrom(value, ctx);
+    return;
+  }
   if (value.class === 'FUNCTION') {
     const fn = str(value.function_name).toLowerCase();
     if (DENIED_FUNCTIONS.has(fn)) throw invalid(`function ${fn}() is not allowed in queries`, { function: fn });
@@ -304,7 +318,12 @@ function literal(e: Json | undefined, ctx: Ctx): Literal | undefined {
   }
   if (e.class === 'PARAMETER') {
     const v = ctx.params[str(e.identifier)];
-    if (typeof v === 'number') return Number.isSafeInteger(v) ? { kind: 'int', value: BigInt(v) } : Number.isFinite(v) ? { kind: 'number', value: v } : undefined;
+    if (typeof v === 'number')
+      return Number.isSafeInteger(v)
+        ? { kind: 'int', value: BigInt(v) }
+        : Number.isFinite(v)
+          ? { kind: 'number', value: v }
+          : undefined;
     if (typeof v === 'string') return { kind: 'string', value: v };
     if (typeof v === 'boolean') return { kind: 'bool', value: v };
   }

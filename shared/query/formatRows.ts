@@ -46,7 +46,11 @@ export function formatRows(result: QueryResult, format: RowFormat): string {
       const names = result.columns.map((c) => c.name);
       const body = result.rows.map((r) => names.map((n) => cell(r[n])));
       const widths = names.map((n, i) => Math.max(n.length, ...body.map((b) => (b[i] ?? '').length)));
-      const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join(' | ').trimEnd();
+      const line = (cells: string[]) =>
+        cells
+          .map((c, i) => c.padEnd(widths[i] ?? 0))
+          .join(' | ')
+          .trimEnd();
       const sep = widths.map((w) => '-'.repeat(w)).join('-+-');
       const footer = `(${result.stats.rowsReturned} row${result.stats.rowsReturned === 1 ? '' : 's'}${
         result.stats.truncated ? ', truncated at the row cap' : ''

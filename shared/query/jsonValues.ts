@@ -1,9 +1,4 @@
-import {
-  type DuckDBValueConverter,
-  DuckDBTypeId,
-  type Json,
-  JsonDuckDBValueConverter,
-} from '@duckdb/node-api';
+import { type DuckDBValueConverter, DuckDBTypeId, type Json, JsonDuckDBValueConverter } from '@duckdb/node-api';
 
 const BIG_INTEGERS = new Set<DuckDBTypeId>([
   DuckDBTypeId.BIGINT,

@@ -9,7 +9,8 @@ import { quoteIdent, quoteString } from './sqlText.js';
 export type DataFileStats = Omit<DataFile, 'key'>;
 
 /** Types whose min/max the pruner can compare; others get `min`/`max` null (never pruned). */
-const STATS_TYPES = /^(BOOLEAN|TINYINT|SMALLINT|INTEGER|BIGINT|HUGEINT|UTINYINT|USMALLINT|UINTEGER|UBIGINT|FLOAT|DOUBLE|VARCHAR|DATE|TIMESTAMP|DECIMAL\(\d+,\d+\))$/;
+const STATS_TYPES =
+  /^(BOOLEAN|TINYINT|SMALLINT|INTEGER|BIGINT|HUGEINT|UTINYINT|USMALLINT|UINTEGER|UBIGINT|FLOAT|DOUBLE|VARCHAR|DATE|TIMESTAMP|DECIMAL\(\d+,\d+\))$/;
 
 async function withFileConnection<T>(path: string, f: (c: DuckDBConnection) => Promise<T>): Promise<T> {
   const instance = await DuckDBInstance.create(':memory:', { threads: '1' });
@@ -79,7 +80,9 @@ export async function parquetFileStats(path: string): Promise<DataFileStats> {
     const agg =
       parts.length === 0
         ? {}
-        : ((await c.runAndReadAll(`SELECT ${parts.join(', ')} FROM parquet_metadata(${file})`)).convertRowObjects(jsonSafe)[0] ?? {});
+        : ((await c.runAndReadAll(`SELECT ${parts.join(', ')} FROM parquet_metadata(${file})`)).convertRowObjects(
+            jsonSafe,
+          )[0] ?? {});
 
     const out: Record<string, ColumnStats> = {};
     const scanNulls: string[] = [];

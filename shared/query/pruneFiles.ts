@@ -30,7 +30,8 @@ function comparator(type: FieldType, bound: ColumnStats['min']): Cmp | undefined
     if (typeof bound !== 'number' || !Number.isFinite(bound)) return undefined;
     return (lit) => {
       if (lit.kind === 'number') return Math.sign(bound - lit.value);
-      if (lit.kind === 'int' && lit.value >= -(2n ** 53n) && lit.value <= 2n ** 53n) return Math.sign(bound - Number(lit.value));
+      if (lit.kind === 'int' && lit.value >= -(2n ** 53n) && lit.value <= 2n ** 53n)
+        return Math.sign(bound - Number(lit.value));
       return undefined;
     };
   }
@@ -87,7 +88,11 @@ const NAN_SAFE_OPS = new Set<Predicate['op']>(['=', 'in', '<', '<=']);
  * every predicate. Predicates on columns without a type the pruner compares exactly, or
  * without statistics, never exclude a file.
  */
-export function fileMayMatch(file: SnapshotFile, predicates: readonly Predicate[], types: ReadonlyMap<string, FieldType>): boolean {
+export function fileMayMatch(
+  file: SnapshotFile,
+  predicates: readonly Predicate[],
+  types: ReadonlyMap<string, FieldType>,
+): boolean {
   for (const p of predicates) {
     const type = types.get(p.column);
     const stats = file.columns[p.column];

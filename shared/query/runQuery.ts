@@ -48,11 +48,17 @@ async function parseSelect(sql: string, what: string): Promise<unknown> {
       throw invalid(`${what} does not parse: ${message(e)}`, undefined, e);
     }
     if (count !== 1) {
-      throw invalid(`${what} must be exactly one statement; got ${count} (stacked statements are refused)`, { statements: count });
+      throw invalid(`${what} must be exactly one statement; got ${count} (stacked statements are refused)`, {
+        statements: count,
+      });
     }
     const reader = await c.runAndReadAll('SELECT json_serialize_sql($sql::VARCHAR) AS ast', { sql });
     const text = reader.getRowObjects()[0]?.ast;
-    const ast = JSON.parse(String(text)) as { error?: boolean; error_message?: string; statements?: Array<{ node: unknown }> };
+    const ast = JSON.parse(String(text)) as {
+      error?: boolean;
+      error_message?: string;
+      statements?: Array<{ node: unknown }>;
+    };
     if (ast.error || !ast.statements || ast.statements.length !== 1) {
       // json_serialize_sql serialises SELECT statements only: PRAGMA, SET, COPY, ATTACH,
       // CALL, INSTALL, CREATE, DML… all end up here.
@@ -79,7 +85,10 @@ async function plan(req: QueryRequest): Promise<Plan> {
   if (typeof req.sql !== 'string' || req.sql.trim() === '') throw invalid('the query is empty');
   const size = Buffer.byteLength(req.sql, 'utf8');
   if (size > MAX_SQL_BYTES) {
-    throw invalid(`the query is ${size} bytes; at most ${MAX_SQL_BYTES} bytes of SQL are accepted`, { bytes: size, limit: MAX_SQL_BYTES });
+    throw invalid(`the query is ${size} bytes; at most ${MAX_SQL_BYTES} bytes of SQL are accepted`, {
+      bytes: size,
+      limit: MAX_SQL_BYTES,
+    });
   }
   const byName = new Map(req.tables.map((t) => [t.name.toLowerCase(), t]));
   if (byName.size !== req.tables.length) throw invalid('a snapshot lists the same table twice');
@@ -119,7 +128,11 @@ async function plan(req: QueryRequest): Promise<Plan> {
       );
     }
     const files =
-      req.pruning === false ? (references.length > 0 ? [...table.files] : []) : pruneFiles(table.files, references, types);
+      req.pruning === false
+        ? references.length > 0
+          ? [...table.files]
+          : []
+        : pruneFiles(table.files, references, types);
     if (references.length > 0) {
       filesScanned += files.length;
       filesPruned += table.files.length - files.length;
@@ -135,7 +148,16 @@ function rowFilterPredicates(ast: unknown, view: string, types: ReadonlyMap<stri
   analyzeSelect(ast as never, new Map(), {}, { noTables: true });
   // Analyse `SELECT 1 FROM <view> WHERE (<filter>)` semantics by grafting the view in.
   const node = ast as { from_table?: unknown };
-  const grafted = { ...node, from_table: { type: 'BASE_TABLE', alias: '', schema_name: view.split('.')[0], table_name: view.split('.')[1], catalog_name: '' } };
+  const grafted = {
+    ...node,
+    from_table: {
+      type: 'BASE_TABLE',
+      alias: '',
+      schema_name: view.split('.')[0],
+      table_name: view.split('.')[1],
+      catalog_name: '',
+    },
+  };
   const refs = analyzeSelect(grafted as never, new Map([[view, new Map(types)]])).references.get(view);
   return refs?.[0] ?? [];
 }
@@ -147,7 +169,13 @@ function checkBytes(req: QueryRequest, p: Plan): void {
   if (bytesScanned > req.caps.maxBytesScanned) {
     throw limitExceeded(
       `max bytes scanned exceeded: the query would scan ${bytesScanned} bytes in ${filesScanned} files (${filesPruned} pruned by min/max stats), cap maxBytesScanned=${req.caps.maxBytesScanned}; add a selective predicate or ask for a higher cap`,
-      { cap: 'maxBytesScanned', limit: req.caps.maxBytesScanned, bytes: bytesScanned, files: filesScanned, pruned: filesPruned },
+      {
+        cap: 'maxBytesScanned',
+        limit: req.caps.maxBytesScanned,
+        bytes: bytesScanned,
+        files: filesScanned,
+        pruned: filesPruned,
+      },
     );
   }
 }
@@ -155,7 +183,8 @@ function checkBytes(req: QueryRequest, p: Plan): void {
 function checkCaps(req: QueryRequest): void {
   const c = req.caps;
   for (const [k, v] of Object.entries(c)) {
-    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw invalid(`cap ${k} must be a finite number ≥ 0, got ${String(v)}`);
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0)
+      throw invalid(`cap ${k} must be a finite number ≥ 0, got ${String(v)}`);
   }
 }
 
@@ -165,7 +194,10 @@ function checkCaps(req: QueryRequest): void {
  */
 async function execute(
   req: QueryRequest,
-  deliver: { columns(c: QueryColumn[]): void | Promise<void>; rows(r: Record<string, unknown>[]): void | Promise<void> },
+  deliver: {
+    columns(c: QueryColumn[]): void | Promise<void>;
+    rows(r: Record<string, unknown>[]): void | Promise<void>;
+  },
 ): Promise<QueryStats> {
   const started = performance.now();
   checkCaps(req);
@@ -192,7 +224,7 @@ async function execute(
       connection.interrupt();
     }, remaining);
 
-    let prepared;
+    let prepared: Awaited<ReturnType<typeof connection.prepare>>;
     try {
       prepared = await connection.prepare(req.sql);
     } catch (e) {
@@ -204,7 +236,8 @@ async function execute(
     for (let i = 1; i <= prepared.parameterCount; i++) {
       const name = prepared.parameterName(i);
       const value = req.params?.[name];
-      if (value === undefined) throw invalid(`missing parameter $${name}: pass it with --param ${name}=…`, { parameter: name });
+      if (value === undefined)
+        throw invalid(`missing parameter $${name}: pass it with --param ${name}=…`, { parameter: name });
       values[name] = value;
     }
     if (prepared.parameterCount > 0) prepared.bind(values);
@@ -224,10 +257,13 @@ async function execute(
       if (room <= 0 || chunk.rowCount > room) {
         truncated = true;
         if (req.onTruncate === 'refuse') {
-          throw limitExceeded(`max rows exceeded: the result has more than ${maxRows} rows, cap maxRows=${maxRows}; add LIMIT or aggregate`, {
-            cap: 'maxRows',
-            limit: maxRows,
-          });
+          throw limitExceeded(
+            `max rows exceeded: the result has more than ${maxRows} rows, cap maxRows=${maxRows}; add LIMIT or aggregate`,
+            {
+              cap: 'maxRows',
+              limit: maxRows,
+            },
+          );
         }
       }
       const take = Math.min(room, chunk.rowCount);
@@ -312,7 +348,10 @@ export async function runQuery(req: QueryRequest): Promise<QueryResult> {
  * @example
  * await streamQuery(req, csvSink((text) => write(text)));
  */
-export async function streamQuery(req: QueryRequest, sink: QuerySink): Promise<{ columns: QueryColumn[]; stats: QueryStats }> {
+export async function streamQuery(
+  req: QueryRequest,
+  sink: QuerySink,
+): Promise<{ columns: QueryColumn[]; stats: QueryStats }> {
   let columns: QueryColumn[] = [];
   const stats = await execute(req, {
     columns: (c) => {
@@ -329,6 +368,10 @@ export async function streamQuery(req: QueryRequest, sink: QuerySink): Promise<{
  * {@link runQuery} does and prunes files from manifest stats. Used by `--dry-run`-style
  * callers and by tests; never opens a data file.
  */
-export async function estimateQuery(req: Pick<QueryRequest, 'sql' | 'tables' | 'params' | 'policy' | 'pruning'>): Promise<Plan['stats']> {
-  return (await plan({ ...req, caps: { maxRows: 0, maxBytesScanned: 0, timeoutMs: 0, maxConcurrent: 0, dailyBytes: 0 } })).stats;
+export async function estimateQuery(
+  req: Pick<QueryRequest, 'sql' | 'tables' | 'params' | 'policy' | 'pruning'>,
+): Promise<Plan['stats']> {
+  return (
+    await plan({ ...req, caps: { maxRows: 0, maxBytesScanned: 0, timeoutMs: 0, maxConcurrent: 0, dailyBytes: 0 } })
+  ).stats;
 }

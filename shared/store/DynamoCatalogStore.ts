@@ -571,8 +571,7 @@ export async function ensureDynamoTable(
   const maxWaitTime = options.maxWaitSeconds ?? 300;
   // Describe and create are safe to repeat (a repeated create answers ResourceInUse), so
   // throttling and connection resets are retried like the store's own requests.
-  const retried = <T>(fn: () => Promise<T>) =>
-    withRetry(fn, { retryable: (e) => classifyAwsError(e) !== 'fatal' });
+  const retried = <T>(fn: () => Promise<T>) => withRetry(fn, { retryable: (e) => classifyAwsError(e) !== 'fatal' });
   const describe = async () => {
     try {
       return (await retried(() => client.send(new DescribeTableCommand({ TableName: tableName })))).Table;
@@ -584,31 +583,33 @@ export async function ensureDynamoTable(
   let description: TableDescription | undefined = await describe();
   if (!description) {
     try {
-      await retried(() => client.send(
-        new CreateTableCommand({
-          TableName: tableName,
-          BillingMode: 'PAY_PER_REQUEST',
-          AttributeDefinitions: [
-            { AttributeName: 'pk', AttributeType: 'S' },
-            { AttributeName: 'sk', AttributeType: 'S' },
-            { AttributeName: 't', AttributeType: 'S' },
-          ],
-          KeySchema: [
-            { AttributeName: 'pk', KeyType: 'HASH' },
-            { AttributeName: 'sk', KeyType: 'RANGE' },
-          ],
-          LocalSecondaryIndexes: [
-            {
-              IndexName: DYNAMO_TIME_INDEX,
-              KeySchema: [
-                { AttributeName: 'pk', KeyType: 'HASH' },
-                { AttributeName: 't', KeyType: 'RANGE' },
-              ],
-              Projection: { ProjectionType: 'ALL' },
-            },
-          ],
-        }),
-      ));
+      await retried(() =>
+        client.send(
+          new CreateTableCommand({
+            TableName: tableName,
+            BillingMode: 'PAY_PER_REQUEST',
+            AttributeDefinitions: [
+              { AttributeName: 'pk', AttributeType: 'S' },
+              { AttributeName: 'sk', AttributeType: 'S' },
+              { AttributeName: 't', AttributeType: 'S' },
+            ],
+            KeySchema: [
+              { AttributeName: 'pk', KeyType: 'HASH' },
+              { AttributeName: 'sk', KeyType: 'RANGE' },
+            ],
+            LocalSecondaryIndexes: [
+              {
+                IndexName: DYNAMO_TIME_INDEX,
+                KeySchema: [
+                  { AttributeName: 'pk', KeyType: 'HASH' },
+                  { AttributeName: 't', KeyType: 'RANGE' },
+                ],
+                Projection: { ProjectionType: 'ALL' },
+              },
+            ],
+          }),
+        ),
+      );
     } catch (error) {
       // Another process created it first: fine, wait for it below.
       if (errorName(error) !== 'ResourceInUseException') throw error;

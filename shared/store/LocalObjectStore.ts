@@ -89,7 +89,8 @@ export class LocalObjectStore implements ObjectStore {
       await rename(temp, dest);
     } catch (error) {
       await unlink(temp).catch(() => undefined);
-      if (errno(error) === 'EISDIR') throw invalid(`object key '${key}' names a folder of other objects`, { key }, error);
+      if (errno(error) === 'EISDIR')
+        throw invalid(`object key '${key}' names a folder of other objects`, { key }, error);
       throw error;
     }
     await fsyncDirectory(dirname(dest));
@@ -148,7 +149,8 @@ export class LocalObjectStore implements ObjectStore {
       await rename(source, dest);
     } catch (error) {
       if (errno(error) === 'ENOENT') throw notFound(`file '${source}' does not exist`, { path: source });
-      if (errno(error) === 'EISDIR') throw invalid(`object key '${key}' names a folder of other objects`, { key }, error);
+      if (errno(error) === 'EISDIR')
+        throw invalid(`object key '${key}' names a folder of other objects`, { key }, error);
       throw error;
     }
     await fsyncDirectory(dirname(dest));

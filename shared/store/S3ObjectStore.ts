@@ -310,7 +310,13 @@ export class S3ObjectStore implements ObjectStore {
     assertObjectKey(key);
     const target = join(this.cacheDir, ...key.split('/'));
     // Objects are immutable: a cached file is the object, forever.
-    if (await stat(target).then((s) => s.isFile(), () => false)) return target;
+    if (
+      await stat(target).then(
+        (s) => s.isFile(),
+        () => false,
+      )
+    )
+      return target;
     let pending = this.downloads.get(key);
     if (!pending) {
       pending = this.download(key, target).finally(() => this.downloads.delete(key));

@@ -148,12 +148,16 @@ export class SqliteCatalogStore implements CatalogStore {
 
   /** Runs `fn`, retrying `SQLITE_BUSY` with backoff; surfaces it as `INTERNAL` when it persists. */
   private async run<T>(what: string, fn: () => T): Promise<T> {
-    return withRetry(async () => fn(), { policy: this.retry, retryable: isBusy, sleep: this.sleep }, ({ attempts, error }) => {
-      throw new AirlockError('INTERNAL', `the SQLite catalog stayed locked during ${what} (${attempts} attempts)`, {
-        cause: error,
-        details: { attempts },
-      });
-    });
+    return withRetry(
+      async () => fn(),
+      { policy: this.retry, retryable: isBusy, sleep: this.sleep },
+      ({ attempts, error }) => {
+        throw new AirlockError('INTERNAL', `the SQLite catalog stayed locked during ${what} (${attempts} attempts)`, {
+          cause: error,
+          details: { attempts },
+        });
+      },
+    );
   }
 
   async get(key: ItemKey): Promise<CatalogItem | undefined> {
@@ -314,7 +318,8 @@ export class SqliteCatalogStore implements CatalogStore {
           });
           for (const op of ops) {
             if (op.op === 'put') this.write(op.item);
-            else if (op.op === 'delete') this.stmt('DELETE FROM items WHERE pk = ? AND sk = ?').run(op.key.pk, op.key.sk);
+            else if (op.op === 'delete')
+              this.stmt('DELETE FROM items WHERE pk = ? AND sk = ?').run(op.key.pk, op.key.sk);
           }
           if (token !== undefined) {
             this.stmt('INSERT INTO tokens (token, fingerprint, at) VALUES (?, ?, ?)').run(

@@ -37,7 +37,14 @@ export function overwrite(table: string, base: string | null, rows = 10): TableC
     kind: 'put',
     table,
     base,
-    version: { schema: idSchema, constraints: { unique: [] }, files: [file], rowCount: rows, bytes: file.bytes, op: 'overwrite' },
+    version: {
+      schema: idSchema,
+      constraints: { unique: [] },
+      files: [file],
+      rowCount: rows,
+      bytes: file.bytes,
+      op: 'overwrite',
+    },
   };
 }
 

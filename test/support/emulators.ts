@@ -139,7 +139,8 @@ export async function startDynamoDbLocal(): Promise<{ endpoint: string; stop(): 
         await client.send(new ListTablesCommand({}));
         break;
       } catch (error) {
-        if (Date.now() > deadline) throw new Error(`DynamoDB Local did not answer on ${endpoint} within 240 s:\n${output}`, { cause: error });
+        if (Date.now() > deadline)
+          throw new Error(`DynamoDB Local did not answer on ${endpoint} within 240 s:\n${output}`, { cause: error });
         await new Promise((r) => setTimeout(r, 200));
       }
     }

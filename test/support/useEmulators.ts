@@ -20,4 +20,3 @@ export async function useEmulators(): Promise<EmulatorEndpoints> {
   afterAll(() => own.stop());
   return own;
 }
-

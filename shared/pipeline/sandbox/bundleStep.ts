@@ -7,7 +7,15 @@ import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
 import * as esbuild from 'esbuild';
 import { AirlockError, denied, invalid } from '../../errors/index.js';
-import { DEFAULT_DENY_POLICY, type DenyPolicy, deniedBy, isBareSpecifier, isBuiltinSpecifier, packageNameOf, policyKey } from './denyPolicy.js';
+import {
+  DEFAULT_DENY_POLICY,
+  type DenyPolicy,
+  deniedBy,
+  isBareSpecifier,
+  isBuiltinSpecifier,
+  packageNameOf,
+  policyKey,
+} from './denyPolicy.js';
 
 /** Options of {@link bundleStep}. */
 export interface BundleStepOptions {
@@ -186,17 +194,28 @@ function policyPlugin(opts: {
   return {
     name: 'airlock-step-policy',
     setup(build) {
-      build.onLoad({ filter: /.*/, namespace: RUNTIME_NS }, () => ({ contents: opts.runtime, loader: 'js', resolveDir: HERE }));
+      build.onLoad({ filter: /.*/, namespace: RUNTIME_NS }, () => ({
+        contents: opts.runtime,
+        loader: 'js',
+        resolveDir: HERE,
+      }));
       build.onResolve({ filter: /.*/ }, async (args) => {
         if ((args.pluginData as { inner?: boolean } | undefined)?.inner) return undefined;
         if (args.namespace === RUNTIME_NS) {
           // The trusted runtime imports only built-ins (the harness's fd-3 channel).
-          return isBuiltinSpecifier(args.path) ? { path: args.path, external: true } : { errors: [{ text: `runtime import ${args.path}` }] };
+          return isBuiltinSpecifier(args.path)
+            ? { path: args.path, external: true }
+            : { errors: [{ text: `runtime import ${args.path}` }] };
         }
         if (args.path === RUNTIME_ID) return { path: RUNTIME_ID, namespace: RUNTIME_NS };
         const reason = deniedBy(args.path, opts.deny);
         if (reason) {
-          return refuse({ specifier: args.path, importer: args.importer, reason: `denied by the lake's policy (${reason})`, kind: 'denied' });
+          return refuse({
+            specifier: args.path,
+            importer: args.importer,
+            reason: `denied by the lake's policy (${reason})`,
+            kind: 'denied',
+          });
         }
         if (isBuiltinSpecifier(args.path)) return { path: args.path, external: true };
         if (isBareSpecifier(args.path) && packageNameOf(args.path) === 'apache-arrow') {
@@ -253,9 +272,7 @@ export async function bundleStep(file: string, options: BundleStepOptions = {}):
   const deny = options.deny ?? DEFAULT_DENY_POLICY;
   const cacheDir = options.cacheDir ?? defaultCacheDir();
   const source = await readFile(step);
-  const key = sha256(
-    [await trustedHash(), policyKey(deny), step, pipelineDir, sha256(source)].join('\n'),
-  ).slice(0, 32);
+  const key = sha256([await trustedHash(), policyKey(deny), step, pipelineDir, sha256(source)].join('\n')).slice(0, 32);
   const bundleFile = join(cacheDir, `${key}.mjs`);
   const manifestFile = join(cacheDir, `${key}.json`);
   if (existsSync(bundleFile) && (await manifestStillValid(manifestFile))) {
@@ -298,14 +315,11 @@ export async function bundleStep(file: string, options: BundleStepOptions = {}):
         (v) => `'${v.specifier}' imported by ${v.importer === '<stdin>' ? step : v.importer}: ${v.reason}`,
       );
       const first = violations[0] as Violation;
-      throw denied(
-        `code step ${name} is refused before it runs: it imports ${lines.join('; ')}`,
-        {
-          file: step,
-          imports: violations.map((v) => ({ import: v.specifier, importer: v.importer, kind: v.kind, reason: v.reason })),
-          import: first.specifier,
-        },
-      );
+      throw denied(`code step ${name} is refused before it runs: it imports ${lines.join('; ')}`, {
+        file: step,
+        imports: violations.map((v) => ({ import: v.specifier, importer: v.importer, kind: v.kind, reason: v.reason })),
+        import: first.specifier,
+      });
     }
     const msgs = (e as { errors?: esbuild.Message[] }).errors ?? [];
     const text = msgs

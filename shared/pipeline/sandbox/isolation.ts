@@ -68,7 +68,9 @@ export function detectIsolation(): IsolationSupport {
   } else if (works(['unshare', '-n', '--'])) {
     prefix = ['unshare', '-n', '--'];
     network = true;
-    warnings.push('sandbox: no PID namespace (unshare -p not permitted); a step could signal processes of the same user');
+    warnings.push(
+      'sandbox: no PID namespace (unshare -p not permitted); a step could signal processes of the same user',
+    );
   } else {
     warnings.push(
       'sandbox: no network isolation (unshare -n is not permitted here); steps can open network connections — run as root or enable unprivileged user namespaces',
@@ -82,7 +84,9 @@ export function detectIsolation(): IsolationSupport {
       prefix = [...prefix, ...drop];
       unprivilegedUser = true;
     } else {
-      warnings.push('sandbox: running as root and setpriv is unavailable; steps run as root (the permission model still applies)');
+      warnings.push(
+        'sandbox: running as root and setpriv is unavailable; steps run as root (the permission model still applies)',
+      );
     }
   }
   const cpuLimit = works(['prlimit', '--cpu=5', '--']);

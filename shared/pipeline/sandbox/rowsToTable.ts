@@ -39,11 +39,7 @@ function mixed(key: string, row: number, want: Kind, got: unknown): Error {
   );
 }
 
-function numericColumn(
-  rows: readonly Record<string, unknown>[],
-  key: string,
-  kind: 'number' | 'bigint',
-): Vector {
+function numericColumn(rows: readonly Record<string, unknown>[], key: string, kind: 'number' | 'bigint'): Vector {
   const n = rows.length;
   const data = kind === 'number' ? new Float64Array(n) : new BigInt64Array(n);
   let anyNull = false;

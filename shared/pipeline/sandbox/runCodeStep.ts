@@ -98,11 +98,23 @@ function trimOomNoise(logs: string[]): string[] {
 export function interpretFailure(raw: RawSandboxResult, step: string, limits: SandboxLimits): AirlockError | undefined {
   const name = step.split(/[\\/]/).pop() ?? step;
   if (raw.killed === 'timeout') {
-    return fail('LIMIT_EXCEEDED', `step ${name} timed out after ${limits.timeoutMs} ms and was killed`, 'timeout', raw, step);
+    return fail(
+      'LIMIT_EXCEEDED',
+      `step ${name} timed out after ${limits.timeoutMs} ms and was killed`,
+      'timeout',
+      raw,
+      step,
+    );
   }
   if (raw.killed === 'memory' || (raw.killed === undefined && isOom(raw) && raw.exitCode !== 0)) {
     raw.logs = trimOomNoise(raw.logs);
-    return fail('LIMIT_EXCEEDED', `step ${name} exceeded memory limit (${limits.memoryMb} MB) and was killed`, 'memory', raw, step);
+    return fail(
+      'LIMIT_EXCEEDED',
+      `step ${name} exceeded memory limit (${limits.memoryMb} MB) and was killed`,
+      'memory',
+      raw,
+      step,
+    );
   }
   if (raw.killed === 'output') {
     return fail(
@@ -197,7 +209,7 @@ export async function runCodeStep(request: RunCodeStepRequest): Promise<RunCodeS
   const failure = interpretFailure(raw, request.bundle.step, limits);
   if (failure) throw failure;
   const ok = raw.control.find((m) => m.type === 'ok');
-  if (!ok || ok.type !== 'ok' || raw.exitCode !== 0) throw crashed(raw, request.bundle.step);
+  if (ok?.type !== 'ok' || raw.exitCode !== 0) throw crashed(raw, request.bundle.step);
   if (raw.stdout.byteLength !== ok.bytes) {
     throw fail(
       'INVALID',
@@ -240,7 +252,7 @@ export async function describeStepBundle(
   const failure = interpretFailure(raw, bundle.step, full);
   if (failure) throw failure;
   const msg = raw.control.find((m) => m.type === 'describe');
-  if (!msg || msg.type !== 'describe') throw crashed(raw, bundle.step);
+  if (msg?.type !== 'describe') throw crashed(raw, bundle.step);
   return { spec: msg.spec, logs: raw.logs };
 }
 

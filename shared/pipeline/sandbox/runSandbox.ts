@@ -194,10 +194,12 @@ export async function runSandboxProcess(
   for (const chunk of encodeRequest(mode, params, inputs)) child.stdin.write(chunk);
   child.stdin.end();
 
-  const { code, signal } = await new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve, reject) => {
-    child.on('error', reject);
-    child.on('close', (c, s) => resolve({ code: c, signal: s }));
-  }).finally(() => {
+  const { code, signal } = await new Promise<{ code: number | null; signal: NodeJS.Signals | null }>(
+    (resolve, reject) => {
+      child.on('error', reject);
+      child.on('close', (c, s) => resolve({ code: c, signal: s }));
+    },
+  ).finally(() => {
     clearTimeout(timer);
     if (watchdog) clearInterval(watchdog);
     killGroup(child.pid); // anything the step left behind in its group

@@ -56,19 +56,23 @@ export function validateCodeStepSpec(
   spec: unknown,
 ): { output: string; inputs: Record<string, CodeStepInput>; expect: Expectation[] } {
   const name = basename(file);
-  if (spec === null || typeof spec !== 'object') throw invalid(`${name}: the default export is not an object`, { file });
+  if (spec === null || typeof spec !== 'object')
+    throw invalid(`${name}: the default export is not an object`, { file });
   const s = spec as Record<string, unknown>;
   if (s.hasRun !== true) {
     throw invalid(`${name}: the default export has no run(inputs, { params }) function`, { file });
   }
   const output = checkTableName(s.output, `${name}: 'output'`);
   if (s.inputs === null || typeof s.inputs !== 'object' || Array.isArray(s.inputs)) {
-    throw invalid(`${name}: 'inputs' must be an object mapping names to tables, e.g. { events: 'raw.events' }`, { file });
+    throw invalid(`${name}: 'inputs' must be an object mapping names to tables, e.g. { events: 'raw.events' }`, {
+      file,
+    });
   }
   const inputs: Record<string, CodeStepInput> = {};
   for (const [key, value] of Object.entries(s.inputs as Record<string, unknown>)) {
     const at = `${name}: inputs.${key}`;
-    if (!INPUT_NAME.test(key)) throw invalid(`${name}: input name '${key.slice(0, 80)}' is not an identifier`, { file });
+    if (!INPUT_NAME.test(key))
+      throw invalid(`${name}: input name '${key.slice(0, 80)}' is not an identifier`, { file });
     if (typeof value === 'string') {
       inputs[key] = { table: checkTableName(value, at) };
       continue;
@@ -81,7 +85,11 @@ export function validateCodeStepSpec(
     if (unknownKeys.length > 0) throw invalid(`${at} has unknown field(s) ${unknownKeys.join(', ')}`, { file });
     const input: CodeStepInput = { table: checkTableName(v.table, `${at}.table`) };
     if (v.columns !== undefined) {
-      if (!Array.isArray(v.columns) || v.columns.length === 0 || !v.columns.every((c) => typeof c === 'string' && COLUMN.test(c))) {
+      if (
+        !Array.isArray(v.columns) ||
+        v.columns.length === 0 ||
+        !v.columns.every((c) => typeof c === 'string' && COLUMN.test(c))
+      ) {
         throw invalid(`${at}.columns must be a non-empty array of column names`, { file });
       }
       if (new Set(v.columns).size !== v.columns.length) throw invalid(`${at}.columns lists a column twice`, { file });
