@@ -467,13 +467,17 @@ export class Catalog {
 
   /** Throws unless `branch` exists and accepts direct commits (it is not protected). */
   async assertCommittable(branch: string): Promise<void> {
+    await this.assertNotProtected(branch);
+    await this.head(branch);
+  }
+
+  private async assertNotProtected(branch: string): Promise<void> {
     if (await this.isProtected(branch)) {
       throw denied(
         `branch '${branch}' is protected: it changes only by merge. Commit to another branch (airlock branch create <name> --from ${branch}) and merge it.`,
         { branch },
       );
     }
-    await this.head(branch);
   }
 
   /**
@@ -489,7 +493,7 @@ export class Catalog {
     if (new Set(changes.map((c) => c.table)).size !== changes.length) {
       throw invalid('a commit changes each table at most once');
     }
-    await this.assertCommittable(branch);
+    await this.assertNotProtected(branch);
     return this.withRetries(branch, async (head, attempt) => {
       const parent = await this.docs.getCommit(head.commit as string);
       const tree = await this.treeOf(parent);
@@ -717,8 +721,7 @@ export class Catalog {
         dryRun: !!options.dryRun,
       });
       if (baseId === source.commit.id) throw new EarlyExit(report('up-to-date', [], []));
-      const oursTree = await this.treeOf(ours);
-      const theirsTree = await this.treeOf(source.commit);
+      const [oursTree, theirsTree] = await Promise.all([this.treeOf(ours), this.treeOf(source.commit)]);
       const load = (ids: string[]) => this.docs.getTableVersions(ids);
       const syncOps = (commit: string, event: BranchEvent): WriteOp[] =>
         source.isHead && source.branch

@@ -41,6 +41,7 @@ export class Documents {
 
   /** Prepares a commit document (always small). */
   prepareCommit(commit: Commit): PreparedDoc {
+    this.remember(`commit:${commit.id}`, commit);
     return { id: commit.id, op: { op: 'put', item: { ...docKey('commit', commit.id), data: { ...commit } } } };
   }
 

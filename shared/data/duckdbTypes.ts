@@ -1,4 +1,4 @@
-import type { ColumnStats, FieldType } from '../catalog/model.js';
+import type { FieldType } from '../catalog/model.js';
 import { invalid } from '../errors/index.js';
 
 const TO_DUCKDB: Record<string, string> = {
@@ -65,20 +65,4 @@ export function sqlString(value: string): string {
 /** Quotes a SQL identifier. */
 export function sqlIdent(name: string): string {
   return `"${name.replaceAll('"', '""')}"`;
-}
-
-/** Converts a min/max rendered as text by DuckDB into a JSON-safe statistic of the field's type. */
-export function statValue(type: FieldType, text: string | null): ColumnStats['min'] {
-  if (text === null) return null;
-  if (type === 'Bool') return text === 'true';
-  if (type === 'Float32' || type === 'Float64') {
-    const n = Number(text);
-    return Number.isFinite(n) ? n : null;
-  }
-  if (/^U?Int/.test(type)) {
-    const n = Number(text);
-    return Number.isSafeInteger(n) ? n : text;
-  }
-  if (type === 'Binary') return null;
-  return text;
 }

@@ -7,7 +7,7 @@ import { validateColumnName } from '../catalog/names.js';
 import { invalid, notFound } from '../errors/index.js';
 import { duckdbType, fieldTypeOf, sqlIdent, sqlString } from './duckdbTypes.js';
 import { fileError, rows, withConnection } from './duckdbSession.js';
-import { fileStats } from './parquetStats.js';
+import { parquetFileStats } from '../query/index.js';
 
 /** Input formats, chosen by file extension. */
 export type InputFormat = 'csv' | 'parquet' | 'json' | 'jsonl';
@@ -160,7 +160,9 @@ export async function prepareImport(request: ImportRequest): Promise<PreparedImp
     } catch (e) {
       throw fileError(file, e, `import into '${request.table}'`);
     }
-    const stats = await fileStats(connection, path, schema);
+    // From the written file's footer (no second pass over the data); long string bounds
+    // that a writer may have truncated are recorded as unknown.
+    const stats = await parquetFileStats(path);
     checkNotNull(file, schema, stats.columns);
     if (constraints.unique.length > 0) await checkUniqueIn(connection, [path], constraints.unique, `'${file}'`);
     return { schema, constraints, file: stats.rows > 0 ? { path, stats } : null, rows: stats.rows, renamed };

@@ -8,6 +8,9 @@ import { quoteIdent, quoteString } from './sqlText.js';
 /** A manifest entry without its object key: what a Parquet file says about itself. */
 export type DataFileStats = Omit<DataFile, 'key'>;
 
+/** String bounds this long may have been truncated by the writer. */
+const TRUNCATED_STRING_BOUND = 256;
+
 /** Types whose min/max the pruner can compare; others get `min`/`max` null (never pruned). */
 const STATS_TYPES =
   /^(BOOLEAN|TINYINT|SMALLINT|INTEGER|BIGINT|HUGEINT|UTINYINT|USMALLINT|UINTEGER|UBIGINT|FLOAT|DOUBLE|VARCHAR|DATE|TIMESTAMP|DECIMAL\(\d+,\d+\))$/;
@@ -68,10 +71,16 @@ export async function parquetFileStats(path: string): Promise<DataFileStats> {
       if (STATS_TYPES.test(col.type)) {
         // A row group without min/max that is not entirely null makes the bound unknown.
         const missing = `(stats_min_value IS NULL OR stats_max_value IS NULL) AND coalesce(stats_null_count, -1) <> row_group_num_rows`;
+        // Writers truncate long string bounds (DuckDB at 256 bytes): a truncated max is
+        // below the real max and would prune wrongly, so such bounds count as unknown.
+        const truncated =
+          col.type === 'VARCHAR'
+            ? ` OR strlen(stats_max_value) >= ${TRUNCATED_STRING_BOUND} OR strlen(stats_min_value) >= ${TRUNCATED_STRING_BOUND}`
+            : '';
         const lo = `TRY_CAST(stats_min_value AS ${col.type})`;
         const hi = `TRY_CAST(stats_max_value AS ${col.type})`;
         parts.push(
-          `count(*) FILTER (WHERE ${where} AND ((${missing}) OR (stats_min_value IS NOT NULL AND ${lo} IS NULL) OR (stats_max_value IS NOT NULL AND ${hi} IS NULL))) AS "u${i}"`,
+          `count(*) FILTER (WHERE ${where} AND ((${missing}) OR (stats_min_value IS NOT NULL AND ${lo} IS NULL) OR (stats_max_value IS NOT NULL AND ${hi} IS NULL)${truncated})) AS "u${i}"`,
           `min(${lo}) FILTER (WHERE ${where}) AS "lo${i}"`,
           `max(${hi}) FILTER (WHERE ${where}) AS "hi${i}"`,
         );
