@@ -96,7 +96,6 @@ const slowRequests = new Map<string, number>();
 const SLOW_MS = 250;
 let slowLogged = 0;
 function countCommands(client: DynamoDBClient | S3Client, prefix: string): void {
-  // biome-ignore lint/suspicious/noExplicitAny: the middleware stack's generic types differ per client
   (client.middlewareStack as any).add(
     (next: (args: unknown) => Promise<unknown>, context: { commandName?: string }) => async (args: unknown) => {
       const name = `${prefix}${context.commandName ?? '?'}`;

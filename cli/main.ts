@@ -6,15 +6,7 @@ import type { RowFormat } from '../shared/query/index.js';
 import { lakeLocation } from '../shared/lake/openLake.js';
 import { runDemo } from './demo.js';
 import { EXIT, errorBody, exitCodeOf } from './exitCodes.js';
-import {
-  renderBranches,
-  renderDiff,
-  renderLog,
-  renderMerge,
-  renderTable,
-  renderTables,
-  short,
-} from './render.js';
+import { renderBranches, renderDiff, renderLog, renderMerge, renderTable, renderTables, short } from './render.js';
 
 /** What a command produced: the `--json` value, the human text, and an exit code. */
 export interface Output {
@@ -95,20 +87,31 @@ export function jsonSafe(_key: string, value: unknown): unknown {
 function report(error: unknown, json: boolean): void {
   if (json) process.stdout.write(`${JSON.stringify(errorBody(error))}\n`);
   else {
-    const message = isAirlockError(error) ? error.message : error instanceof Error ? (error.stack ?? error.message) : String(error);
+    const message = isAirlockError(error)
+      ? error.message
+      : error instanceof Error
+        ? (error.stack ?? error.message)
+        : String(error);
     process.stderr.write(`error: ${message}\n`);
   }
   process.exitCode = exitCodeOf(error);
 }
 
 function list(value: string, previous: string[] = []): string[] {
-  return [...previous, ...value.split(',').map((s) => s.trim()).filter(Boolean)];
+  return [
+    ...previous,
+    ...value
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean),
+  ];
 }
 
 function positiveInt(name: string) {
   return (value: string) => {
     const n = Number(value);
-    if (!Number.isSafeInteger(n) || n <= 0) throw new AirlockError('USAGE', `${name} must be a positive whole number, got '${value}'`);
+    if (!Number.isSafeInteger(n) || n <= 0)
+      throw new AirlockError('USAGE', `${name} must be a positive whole number, got '${value}'`);
     return n;
   };
 }
@@ -129,43 +132,69 @@ export function buildProgram(): Command {
         'AIRLOCK_DYNAMODB_TABLE and AIRLOCK_BUCKET for DynamoDB + S3.',
     );
 
-  act(common(program.command('init').description('create a lake with a protected main branch (idempotent)')), async (_ctx, _a, o) => {
-    const { lake, created, head } = await Lake.init(lakeLocation({ ...(o.lake ? { lake: o.lake as string } : {}) }));
-    await lake.close();
-    return {
-      value: { created, head, branch: 'main' },
-      text: created ? `Initialised lake; main is at ${short(head)} (protected)` : `Lake already initialised; main is at ${short(head)}`,
-    };
-  });
+  act(
+    common(program.command('init').description('create a lake with a protected main branch (idempotent)')),
+    async (_ctx, _a, o) => {
+      const { lake, created, head } = await Lake.init(lakeLocation({ ...(o.lake ? { lake: o.lake as string } : {}) }));
+      await lake.close();
+      return {
+        value: { created, head, branch: 'main' },
+        text: created
+          ? `Initialised lake; main is at ${short(head)} (protected)`
+          : `Lake already initialised; main is at ${short(head)}`,
+      };
+    },
+  );
 
   act(
-    common(program.command('demo').description('tell the end-to-end story on a fresh lake: import, branch, diff, merge, time travel, revert')),
+    common(
+      program
+        .command('demo')
+        .description('tell the end-to-end story on a fresh lake: import, branch, diff, merge, time travel, revert'),
+    ),
     async (ctx, _a, o) => runDemo({ json: ctx.json, ...(o.lake ? { lake: o.lake as string } : {}) }),
   );
 
   // ------------------------------------------------------------ branches and tags
   const branch = program.command('branch').description('create, list, delete and restore branches');
   act(
-    common(branch.command('create <name>').description('create a branch (O(1), copies no data)').option('--from <ref>', 'where the branch starts', 'main')),
+    common(
+      branch
+        .command('create <name>')
+        .description('create a branch (O(1), copies no data)')
+        .option('--from <ref>', 'where the branch starts', 'main'),
+    ),
     async (ctx, [name], o) => {
       const lake = await ctx.lake();
       const event = await lake.catalog.createBranch(name as string, o.from as string, await ctx.actor());
-      return { value: { name, head: event.commit, from: o.from }, text: `Created branch '${name}' at ${short(event.commit)} (from ${o.from})` };
+      return {
+        value: { name, head: event.commit, from: o.from },
+        text: `Created branch '${name}' at ${short(event.commit)} (from ${o.from})`,
+      };
     },
   );
   act(common(branch.command('list').description('list live branches')), async (ctx) => {
     const branches = await (await ctx.lake()).catalog.listBranches();
     return { value: branches, text: renderBranches(branches) };
   });
-  act(common(branch.command('delete <name>').description('delete a branch (recoverable with branch restore)')), async (ctx, [name]) => {
-    const event = await (await ctx.lake()).catalog.deleteBranch(name as string, await ctx.actor());
-    const head = event.info?.previousHead as string;
-    return { value: { name, deleted: true, lastHead: head }, text: `Deleted branch '${name}' (was at ${short(head)}; 'airlock branch restore ${name}' brings it back)` };
-  });
-  act(common(branch.command('restore <name>').description('bring back a deleted branch at its last head')), async (ctx, [name]) => {
-    const event = await (await ctx.lake()).catalog.restoreBranch(name as string, await ctx.actor());
-    return { value: { name, head: event.commit }, text: `Restored branch '${name}' at ${short(event.commit)}` };
-  });
+  act(
+    common(branch.command('delete <name>').description('delete a branch (recoverable with branch restore)')),
+    async (ctx, [name]) => {
+      const event = await (await ctx.lake()).catalog.deleteBranch(name as string, await ctx.actor());
+      const head = event.info?.previousHead as string;
+      return {
+        value: { name, deleted: true, lastHead: head },
+        text: `Deleted branch '${name}' (was at ${short(head)}; 'airlock branch restore ${name}' brings it back)`,
+      };
+    },
+  );
+  act(
+    common(branch.command('restore <name>').description('bring back a deleted branch at its last head')),
+    async (ctx, [name]) => {
+      const event = await (await ctx.lake()).catalog.restoreBranch(name as string, await ctx.actor());
+      return { value: { name, head: event.commit }, text: `Restored branch '${name}' at ${short(event.commit)}` };
+    },
+  );
 
   const tag = program.command('tag').description('immutable names for commits');
   act(common(tag.command('create <name> <ref>').description('tag a ref')), async (ctx, [name, ref]) => {
@@ -174,32 +203,70 @@ export function buildProgram(): Command {
   });
   act(common(tag.command('list').description('list tags')), async (ctx) => {
     const tags = await (await ctx.lake()).catalog.listTags();
-    return { value: tags, text: tags.map((t) => `${t.name.padEnd(24)} ${short(t.commit)}  ${t.time}`).join('\n') || '(no tags)' };
+    return {
+      value: tags,
+      text: tags.map((t) => `${t.name.padEnd(24)} ${short(t.commit)}  ${t.time}`).join('\n') || '(no tags)',
+    };
   });
 
   // ------------------------------------------------------------ tables
   const table = program.command('table').description('list, show, import, export, evolve and drop tables');
-  act(common(table.command('list').description('tables at a ref').option('--ref <ref>', 'branch, tag, commit, ref@time or ref~N', 'main')), async (ctx, _a, o) => {
-    const tables = await (await ctx.lake()).catalog.listTables(o.ref as string);
-    return { value: tables, text: renderTables(tables) };
-  });
-  act(common(table.command('show <table>').description('schema, constraints and size of a table').option('--ref <ref>', 'ref to read', 'main')), async (ctx, [name], o) => {
-    const { id, version } = await (await ctx.lake()).catalog.getTable(o.ref as string, name as string);
-    return {
-      value: { name, version: id, rowCount: version.rowCount, bytes: version.bytes, files: version.files.length, schema: version.schema, constraints: version.constraints, ref: o.ref },
-      text: renderTable(name as string, id, version),
-    };
-  });
+  act(
+    common(
+      table
+        .command('list')
+        .description('tables at a ref')
+        .option('--ref <ref>', 'branch, tag, commit, ref@time or ref~N', 'main'),
+    ),
+    async (ctx, _a, o) => {
+      const tables = await (await ctx.lake()).catalog.listTables(o.ref as string);
+      return { value: tables, text: renderTables(tables) };
+    },
+  );
+  act(
+    common(
+      table
+        .command('show <table>')
+        .description('schema, constraints and size of a table')
+        .option('--ref <ref>', 'ref to read', 'main'),
+    ),
+    async (ctx, [name], o) => {
+      const { id, version } = await (await ctx.lake()).catalog.getTable(o.ref as string, name as string);
+      return {
+        value: {
+          name,
+          version: id,
+          rowCount: version.rowCount,
+          bytes: version.bytes,
+          files: version.files.length,
+          schema: version.schema,
+          constraints: version.constraints,
+          ref: o.ref,
+        },
+        text: renderTable(name as string, id, version),
+      };
+    },
+  );
   act(
     common(
       table
         .command('import <table> <file>')
-        .description('import a .csv, .parquet, .json or .jsonl file as one commit (schema inferred for a new table, checked otherwise)')
+        .description(
+          'import a .csv, .parquet, .json or .jsonl file as one commit (schema inferred for a new table, checked otherwise)',
+        )
         .requiredOption('--branch <branch>', 'branch to commit to (protected branches change only by merge)')
-        .addOption(new Option('--mode <mode>', 'append rows or replace the table').choices(['append', 'overwrite']).default('append'))
+        .addOption(
+          new Option('--mode <mode>', 'append rows or replace the table')
+            .choices(['append', 'overwrite'])
+            .default('append'),
+        )
         .option('--not-null <columns>', 'new table: columns that must not be null (comma-separated)', list)
         .option('--unique <columns>', 'new table: unique key columns (comma-separated)', list)
-        .option('--tag <column=tag>', 'new table: tag a column, e.g. --tag email=pii (repeatable)', (v: string, p: string[] = []) => [...p, v])
+        .option(
+          '--tag <column=tag>',
+          'new table: tag a column, e.g. --tag email=pii (repeatable)',
+          (v: string, p: string[] = []) => [...p, v],
+        )
         .option('-m, --message <text>', 'commit message'),
     ),
     async (ctx, [name, file], o) => {
@@ -230,16 +297,42 @@ export function buildProgram(): Command {
     },
   );
   act(
-    common(table.command('export <table> <file>').description('write a table to .csv, .parquet, .json or .jsonl').option('--ref <ref>', 'ref to read', 'main')),
+    common(
+      table
+        .command('export <table> <file>')
+        .description('write a table to .csv, .parquet, .json or .jsonl')
+        .option('--ref <ref>', 'ref to read', 'main'),
+    ),
     async (ctx, [name, file], o) => {
-      const r = await (await ctx.lake()).exportTable(await ctx.actor(), { table: name as string, ref: o.ref as string, file: file as string });
-      return { value: { table: name, ref: o.ref, ...r }, text: `Exported ${r.rows} rows of ${name}@${o.ref} to ${r.file}` };
+      const r = await (await ctx.lake()).exportTable(await ctx.actor(), {
+        table: name as string,
+        ref: o.ref as string,
+        file: file as string,
+      });
+      return {
+        value: { table: name, ref: o.ref, ...r },
+        text: `Exported ${r.rows} rows of ${name}@${o.ref} to ${r.file}`,
+      };
     },
   );
-  act(common(table.command('drop <table>').description('drop a table on a branch (history keeps it)').requiredOption('--branch <branch>', 'branch')), async (ctx, [name], o) => {
-    const r = await (await ctx.lake()).dropTable(await ctx.actor(), { table: name as string, branch: o.branch as string });
-    return { value: { table: name, branch: o.branch, commit: r.commit.id }, text: `Dropped ${name} on ${o.branch} (commit ${short(r.commit.id)})` };
-  });
+  act(
+    common(
+      table
+        .command('drop <table>')
+        .description('drop a table on a branch (history keeps it)')
+        .requiredOption('--branch <branch>', 'branch'),
+    ),
+    async (ctx, [name], o) => {
+      const r = await (await ctx.lake()).dropTable(await ctx.actor(), {
+        table: name as string,
+        branch: o.branch as string,
+      });
+      return {
+        value: { table: name, branch: o.branch, commit: r.commit.id },
+        text: `Dropped ${name} on ${o.branch} (commit ${short(r.commit.id)})`,
+      };
+    },
+  );
   act(
     common(
       table
@@ -256,7 +349,10 @@ export function buildProgram(): Command {
         branch: o.branch as string,
         tags: (o.tag as string[]) ?? [],
       });
-      return { value: { table: name, column, type, commit: r.commit.id }, text: `Added ${column} ${type} to ${name} on ${o.branch} (commit ${short(r.commit.id)})` };
+      return {
+        value: { table: name, column, type, commit: r.commit.id },
+        text: `Added ${column} ${type} to ${name} on ${o.branch} (commit ${short(r.commit.id)})`,
+      };
     },
   );
 
@@ -268,8 +364,16 @@ export function buildProgram(): Command {
         .description('run one read-only SELECT over the snapshot of a ref (tables as ns.table)')
         .option('--ref <ref>', 'branch, tag, commit, ref@time or ref~N', 'main')
         .addOption(new Option('--format <format>', 'output format').choices(['json', 'csv', 'table']).default('table'))
-        .option('--max-rows <n>', 'return at most n rows (the result says when it was truncated)', positiveInt('--max-rows'))
-        .option('--param <name=value>', 'bind $name in the SQL (repeatable; never spliced into the text)', (v: string, p: string[] = []) => [...p, v]),
+        .option(
+          '--max-rows <n>',
+          'return at most n rows (the result says when it was truncated)',
+          positiveInt('--max-rows'),
+        )
+        .option(
+          '--param <name=value>',
+          'bind $name in the SQL (repeatable; never spliced into the text)',
+          (v: string, p: string[] = []) => [...p, v],
+        ),
     ),
     async (ctx, [sql], o) => {
       const params: Record<string, string> = {};
@@ -295,38 +399,75 @@ export function buildProgram(): Command {
 
   // ------------------------------------------------------------ history
   act(
-    common(program.command('log [ref]').description('first-parent history, newest first').option('--limit <n>', 'at most this many commits', positiveInt('--limit'), 20)),
+    common(
+      program
+        .command('log [ref]')
+        .description('first-parent history, newest first')
+        .option('--limit <n>', 'at most this many commits', positiveInt('--limit'), 20),
+    ),
     async (ctx, [ref], o) => {
       const commits = await (await ctx.lake()).catalog.history(ref ?? 'main', o.limit as number);
       return {
-        value: commits.map((c) => ({ id: c.id, parents: c.parents, author: c.author, agent: c.agent, message: c.message, time: c.time, kind: c.kind, runId: c.runId })),
+        value: commits.map((c) => ({
+          id: c.id,
+          parents: c.parents,
+          author: c.author,
+          agent: c.agent,
+          message: c.message,
+          time: c.time,
+          kind: c.kind,
+          runId: c.runId,
+        })),
         text: renderLog(commits),
       };
     },
   );
-  act(common(program.command('diff <from> <to>').description('tables added, removed and changed between two refs')), async (ctx, [from, to]) => {
-    const diff = await (await ctx.lake()).catalog.diff(from as string, to as string);
-    return { value: diff, text: renderDiff(diff) };
-  });
   act(
-    common(program.command('merge <source>').description('merge a ref into a branch in one atomic transaction').requiredOption('--into <branch>', 'target branch').option('--dry-run', 'report what would happen, change nothing').option('-m, --message <text>', 'merge commit message')),
+    common(program.command('diff <from> <to>').description('tables added, removed and changed between two refs')),
+    async (ctx, [from, to]) => {
+      const diff = await (await ctx.lake()).catalog.diff(from as string, to as string);
+      return { value: diff, text: renderDiff(diff) };
+    },
+  );
+  act(
+    common(
+      program
+        .command('merge <source>')
+        .description('merge a ref into a branch in one atomic transaction')
+        .requiredOption('--into <branch>', 'target branch')
+        .option('--dry-run', 'report what would happen, change nothing')
+        .option('-m, --message <text>', 'merge commit message'),
+    ),
     async (ctx, [source], o) => {
       const result = await (await ctx.lake()).catalog.merge(source as string, o.into as string, {
         actor: await ctx.actor(),
         message: (o.message as string) ?? `Merge ${source} into ${o.into}`,
         dryRun: !!o.dryRun,
       });
-      return { value: result, text: renderMerge(result), exitCode: result.status === 'conflict' ? EXIT.conflict : EXIT.ok };
+      return {
+        value: result,
+        text: renderMerge(result),
+        exitCode: result.status === 'conflict' ? EXIT.conflict : EXIT.ok,
+      };
     },
   );
   act(
-    common(program.command('revert <commit>').description('a new commit restoring the tables a commit changed').requiredOption('--branch <branch>', 'branch to revert on').option('-m, --message <text>', 'commit message')),
+    common(
+      program
+        .command('revert <commit>')
+        .description('a new commit restoring the tables a commit changed')
+        .requiredOption('--branch <branch>', 'branch to revert on')
+        .option('-m, --message <text>', 'commit message'),
+    ),
     async (ctx, [commit], o) => {
       const r = await (await ctx.lake()).catalog.revert(commit as string, o.branch as string, {
         actor: await ctx.actor(),
         ...(o.message ? { message: o.message as string } : {}),
       });
-      return { value: { commit: r.commit.id, branch: o.branch, reverted: commit }, text: `Reverted ${commit} on ${o.branch} as ${short(r.commit.id)}` };
+      return {
+        value: { commit: r.commit.id, branch: o.branch, reverted: commit },
+        text: `Reverted ${commit} on ${o.branch} as ${short(r.commit.id)}`,
+      };
     },
   );
 
@@ -353,7 +494,10 @@ export async function main(argv: string[]): Promise<number> {
   } catch (e) {
     if (e instanceof CommanderError) {
       if (e.exitCode === 0) return 0;
-      if (json) process.stdout.write(`${JSON.stringify({ error: { code: 'USAGE', message: e.message.replace(/^error: /, '') } })}\n`);
+      if (json)
+        process.stdout.write(
+          `${JSON.stringify({ error: { code: 'USAGE', message: e.message.replace(/^error: /, '') } })}\n`,
+        );
       return EXIT.usage;
     }
     report(e, json);
