@@ -471,6 +471,43 @@ export function buildProgram(): Command {
     },
   );
 
+  // ------------------------------------------------------------ HTTP server
+  act(
+    common(
+      program
+        .command('serve')
+        .description('serve the HTTP API (/v1/…, described at /v1/openapi.json) until SIGINT or SIGTERM')
+        .option(
+          '--port <port>',
+          'TCP port (0 picks a free one)',
+          (v: string) => {
+            const n = Number(v);
+            if (!/^\d+$/.test(v) || n > 65_535) throw new AirlockError('USAGE', `--port must be 0…65535, got '${v}'`);
+            return n;
+          },
+          7070,
+        )
+        .option('--host <host>', 'address to listen on (127.0.0.1: this machine only)', '127.0.0.1'),
+    ),
+    async (ctx, _a, o) => {
+      const lake = await ctx.lake();
+      const { createHttpApp, listen } = await import('../shared/http/index.js');
+      // No bearer tokens yet (issue 6): every request acts as the lake's owner, like the embedded CLI.
+      const app = createHttpApp({ lake, actorFor: () => ctx.actor() });
+      const server = await listen(app, { port: o.port as number, host: o.host as string });
+      process.stderr.write(`Airlock HTTP API on ${server.url} (acting as ${lake.owner}); Ctrl-C stops it\n`);
+      const signal = await new Promise<NodeJS.Signals>((resolve) => {
+        const stop = (s: NodeJS.Signals) => {
+          process.off('SIGINT', stop).off('SIGTERM', stop);
+          resolve(s);
+        };
+        process.on('SIGINT', stop).on('SIGTERM', stop);
+      });
+      await server.close(); // the lake is closed by act() once this returns
+      return { value: { url: server.url, stopped: signal }, text: '' };
+    },
+  );
+
   return program;
 }
 
