@@ -49,6 +49,17 @@ export interface CommitOptions {
   runId?: string | null;
 }
 
+/** Options of a merge. */
+export interface MergeOptions extends CommitOptions {
+  dryRun?: boolean;
+  /**
+   * Serializable isolation: the table versions (null = absent) the merged work read on the
+   * target. The merge conflicts when any of them differs on the target's head, checked
+   * against the same head the merge event is conditional on.
+   */
+  readSet?: Record<string, string | null>;
+}
+
 /** What a resolved ref points at. */
 export interface ResolvedRef {
   commit: Commit;
@@ -698,7 +709,7 @@ export class Catalog {
    * would happen and writes nothing. Conflicts throw CONFLICT naming the tables (or, on a
    * dry run, return status `conflict`).
    */
-  async merge(sourceRef: string, target: string, options: CommitOptions & { dryRun?: boolean }): Promise<MergeResult> {
+  async merge(sourceRef: string, target: string, options: MergeOptions): Promise<MergeResult> {
     const source = await this.resolve(sourceRef);
     if (source.branch?.name === target && source.isHead) throw invalid(`cannot merge '${target}' into itself`);
     let outcome: MergeResult | undefined;
@@ -722,6 +733,15 @@ export class Catalog {
       });
       if (baseId === source.commit.id) throw new EarlyExit(report('up-to-date', [], []));
       const [oursTree, theirsTree] = await Promise.all([this.treeOf(ours), this.treeOf(source.commit)]);
+      const stale = staleReads(options.readSet, oursTree);
+      if (stale.length > 0) {
+        const r = report('conflict', stale, []);
+        if (options.dryRun) throw new EarlyExit(r);
+        throw conflict(
+          `merge of '${sourceRef}' into '${target}' is not serializable: ${stale.map((c) => c.table).join(', ')} changed on '${target}' after being read`,
+          { source: sourceRef, target, tables: stale.map((c) => c.table), conflicts: stale },
+        );
+      }
       const load = (ids: string[]) => this.docs.getTableVersions(ids);
       const syncOps = (commit: string, event: BranchEvent): WriteOp[] =>
         source.isHead && source.branch
@@ -886,6 +906,13 @@ class EarlyExit extends Error {
   constructor(readonly result: MergeResult) {
     super('early exit');
   }
+}
+
+function staleReads(readSet: Record<string, string | null> | undefined, ours: Tree): TableConflict[] {
+  if (!readSet) return [];
+  return Object.entries(readSet)
+    .filter(([table, version]) => (ours.tables[table] ?? null) !== version)
+    .map(([table]) => ({ table, reason: 'read-changed' as const }));
 }
 
 function sum(files: DataFile[], field: 'rows' | 'bytes'): number {

@@ -11,6 +11,7 @@ export type {
   CommitResult,
   ConstraintValidator,
   LakeSettings,
+  MergeOptions,
   MergeResult,
   ResolvedRef,
   TableChange,
