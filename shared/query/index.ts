@@ -6,6 +6,8 @@
  */
 export { DEFAULT_CAPS, MAX_SQL_BYTES } from './types.js';
 export { runQuery, streamQuery, estimateQuery } from './runQuery.js';
+export { materializeQuery } from './materializeQuery.js';
+export type { MaterializedQuery } from './materializeQuery.js';
 export { formatRows, csvSink, jsonLinesSink } from './formatRows.js';
 export { encodeArrowIpc, arrowIpcSink } from './arrowIpc.js';
 export { QueryGovernor } from './QueryGovernor.js';

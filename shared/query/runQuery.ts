@@ -75,13 +75,13 @@ async function parseSelect(sql: string, what: string): Promise<unknown> {
 
 // ---------------------------------------------------------------------------------------
 
-interface Plan {
+export interface Plan {
   views: ViewSpec[];
   stats: Pick<QueryStats, 'bytesScanned' | 'filesScanned' | 'filesPruned'>;
 }
 
 /** Validates the request and decides, from manifest stats only, which files each view reads. */
-async function plan(req: QueryRequest): Promise<Plan> {
+export async function plan(req: QueryRequest): Promise<Plan> {
   if (typeof req.sql !== 'string' || req.sql.trim() === '') throw invalid('the query is empty');
   const size = Buffer.byteLength(req.sql, 'utf8');
   if (size > MAX_SQL_BYTES) {
@@ -164,7 +164,7 @@ function rowFilterPredicates(ast: unknown, view: string, types: ReadonlyMap<stri
 
 // ---------------------------------------------------------------------------------------
 
-function checkBytes(req: QueryRequest, p: Plan): void {
+export function checkBytes(req: QueryRequest, p: Plan): void {
   const { bytesScanned, filesScanned, filesPruned } = p.stats;
   if (bytesScanned > req.caps.maxBytesScanned) {
     throw limitExceeded(
@@ -180,7 +180,7 @@ function checkBytes(req: QueryRequest, p: Plan): void {
   }
 }
 
-function checkCaps(req: QueryRequest): void {
+export function checkCaps(req: QueryRequest): void {
   const c = req.caps;
   for (const [k, v] of Object.entries(c)) {
     if (typeof v !== 'number' || !Number.isFinite(v) || v < 0)

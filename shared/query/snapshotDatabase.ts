@@ -93,7 +93,11 @@ function viewSql(spec: ViewSpec, maskKey: string): string {
  */
 export async function openSnapshotDatabase(
   views: readonly ViewSpec[],
-  options: EngineOptions & { maskKey?: string } = {},
+  options: EngineOptions & {
+    maskKey?: string;
+    /** Files (not yet existing) that trusted wrapper statements may write, e.g. a step's output. */
+    writablePaths?: readonly string[];
+  } = {},
 ): Promise<SnapshotDatabase> {
   const ownTemp = options.tempDirectory === undefined;
   const tempDirectory = options.tempDirectory ?? (await mkdtemp(join(tmpdir(), 'airlock-query-')));
@@ -118,7 +122,7 @@ export async function openSnapshotDatabase(
     const schemas = new Set(views.map((v) => splitName(v.table.name)[0]));
     for (const ns of schemas) await connection.run(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(ns)}`);
     for (const spec of views) await connection.run(viewSql(spec, maskKey));
-    const files = [...new Set(views.flatMap((v) => v.files.map((f) => f.path)))];
+    const files = [...new Set([...views.flatMap((v) => v.files.map((f) => f.path)), ...(options.writablePaths ?? [])])];
     await connection.run(`SET allowed_paths=[${files.map(quoteString).join(', ')}]`);
     await connection.run(`SET allowed_directories=[${quoteString(tempDirectory)}]`);
     await connection.run('SET enable_external_access=false');
