@@ -31,10 +31,10 @@ interface CommonOptions {
   lake?: string;
 }
 
-type Handler = (ctx: Context, args: string[], options: Record<string, unknown>) => Promise<Output>;
+export type Handler = (ctx: Context, args: string[], options: Record<string, unknown>) => Promise<Output>;
 
 /** Adds the options every command accepts. */
-function common(cmd: Command): Command {
+export function common(cmd: Command): Command {
   return cmd
     .option('--json', 'print exactly one JSON value on stdout (errors as {"error":{code,message}})')
     .option('--lake <dir>', 'lake directory (default: $AIRLOCK_LAKE or ./.airlock)');
@@ -44,7 +44,7 @@ function common(cmd: Command): Command {
  * Wires a handler: builds the context, runs it, prints the result, sets the exit code.
  * The only place that prints results or errors, so every command behaves the same.
  */
-function act(cmd: Command, handler: Handler): Command {
+export function act(cmd: Command, handler: Handler): Command {
   return cmd.action(async (...raw: unknown[]) => {
     const command = raw[raw.length - 1] as Command;
     const options = command.opts() as Record<string, unknown> & CommonOptions;
@@ -97,7 +97,7 @@ function report(error: unknown, json: boolean): void {
   process.exitCode = exitCodeOf(error);
 }
 
-function list(value: string, previous: string[] = []): string[] {
+export function list(value: string, previous: string[] = []): string[] {
   return [
     ...previous,
     ...value
@@ -107,7 +107,7 @@ function list(value: string, previous: string[] = []): string[] {
   ];
 }
 
-function positiveInt(name: string) {
+export function positiveInt(name: string) {
   return (value: string) => {
     const n = Number(value);
     if (!Number.isSafeInteger(n) || n <= 0)
