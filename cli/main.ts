@@ -4,6 +4,7 @@ import { AirlockError, isAirlockError } from '../shared/errors/index.js';
 import { Lake } from '../shared/lake/Lake.js';
 import type { RowFormat } from '../shared/query/index.js';
 import { lakeLocation } from '../shared/lake/openLake.js';
+import { registerRunCommands } from './commands/run.js';
 import { runDemo } from './demo.js';
 import { EXIT, errorBody, exitCodeOf } from './exitCodes.js';
 import { renderBranches, renderDiff, renderLog, renderMerge, renderTable, renderTables, short } from './render.js';
@@ -470,6 +471,8 @@ export function buildProgram(): Command {
       };
     },
   );
+
+  registerRunCommands(program);
 
   // ------------------------------------------------------------ HTTP server
   act(

@@ -58,6 +58,12 @@ export interface MergeOptions extends CommitOptions {
    * against the same head the merge event is conditional on.
    */
   readSet?: Record<string, string | null>;
+  /**
+   * Always record a merge commit, even when the target could fast-forward, so the
+   * target's first-parent history holds only published states (pipeline runs use this:
+   * `target~1` is the state before the run, never one of its intermediate commits).
+   */
+  noFastForward?: boolean;
 }
 
 /** What a resolved ref points at. */
@@ -755,7 +761,7 @@ export class Catalog {
               },
             ).map((item) => ({ op: 'put' as const, item }))
           : [];
-      if (baseId === ours.id) {
+      if (baseId === ours.id && !options.noFastForward) {
         const changes = await diffTrees(oursTree, theirsTree, load);
         outcome = report('fast-forward', [], changes);
         if (options.dryRun) throw new EarlyExit(outcome);

@@ -39,7 +39,20 @@ export interface StepBundle {
   cached: boolean;
 }
 
-const HERE = dirname(fileURLToPath(import.meta.url));
+/**
+ * The folder holding the harness sources. Next to this module when run from source; when
+ * this module is inside the CLI bundle (`dist/chunks`), the package's own
+ * `shared/pipeline/sandbox`.
+ */
+const HERE = ((): string => {
+  const self = dirname(fileURLToPath(import.meta.url));
+  const candidates = [
+    self,
+    join(self, '..', '..', 'shared', 'pipeline', 'sandbox'),
+    join(self, '..', 'shared', 'pipeline', 'sandbox'),
+  ];
+  return candidates.find((d) => existsSync(join(d, 'harness.ts')) || existsSync(join(d, 'harness.js'))) ?? self;
+})();
 const HARNESS_FILES = ['harness', 'protocol', 'rowsToTable'];
 
 function harnessEntry(): string {

@@ -29,8 +29,8 @@ export interface SandboxFailureDetails {
 /** What {@link runCodeStep} takes. */
 export interface RunCodeStepRequest {
   bundle: StepBundle;
-  /** The step's inputs by the names its `inputs` declares. */
-  inputs: Record<string, Table>;
+  /** The step's inputs by the names its `inputs` declares: Arrow tables, or Arrow IPC stream bytes. */
+  inputs: Record<string, Table | Uint8Array>;
   /** `--param k=v` values. */
   params?: Record<string, string>;
   limits?: Partial<SandboxLimits>;
@@ -39,6 +39,8 @@ export interface RunCodeStepRequest {
 /** What a successful {@link runCodeStep} returns. */
 export interface RunCodeStepResult {
   output: Table;
+  /** The output exactly as it crossed the pipe: one Arrow IPC stream. */
+  outputIpc: Uint8Array;
   /** The step's console output (and anything it wrote to stdout/stderr), capped. */
   logs: string[];
   durationMs: number;
@@ -204,7 +206,10 @@ function fullLimits(limits: Partial<SandboxLimits> | undefined): SandboxLimits {
  */
 export async function runCodeStep(request: RunCodeStepRequest): Promise<RunCodeStepResult> {
   const limits = fullLimits(request.limits);
-  const inputs = Object.entries(request.inputs).map(([name, table]) => ({ name, ipc: tableToIPC(table, 'stream') }));
+  const inputs = Object.entries(request.inputs).map(([name, table]) => ({
+    name,
+    ipc: table instanceof Uint8Array ? table : tableToIPC(table, 'stream'),
+  }));
   const raw = await runSandboxProcess(request.bundle.file, 'run', request.params ?? {}, inputs, limits);
   const failure = interpretFailure(raw, request.bundle.step, limits);
   if (failure) throw failure;
@@ -222,6 +227,7 @@ export async function runCodeStep(request: RunCodeStepRequest): Promise<RunCodeS
   const output = tableFromIPC(raw.stdout);
   return {
     output,
+    outputIpc: raw.stdout,
     logs: raw.logs,
     durationMs: raw.durationMs,
     peakRssMb: raw.peakRssMb,

@@ -1,0 +1,119 @@
+import { randomUUID } from 'node:crypto';
+import { readFile, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { TableVersion } from '../../catalog/model.js';
+import { withConnection } from '../../data/duckdbSession.js';
+import { sqlIdent, sqlString } from '../../data/duckdbTypes.js';
+import type { QueryCaps, SnapshotTable } from '../../query/index.js';
+import type { CodeStepInput, Expectation } from '../steps/index.js';
+import { formatExpectation } from '../steps/index.js';
+
+const queryEngine = () => import('../../query/index.js');
+const parquet = () => import('parquet-wasm');
+
+/** A staged file path that the caller removes. */
+export function stagingPath(stagingDir: string, ext: string): string {
+  return join(stagingDir, `step-${randomUUID()}.${ext}`);
+}
+
+/**
+ * Runs a SQL step's query over the snapshot tables it reads and writes the whole result
+ * to a staged Parquet file. The query engine enforces one SELECT over the given tables.
+ */
+export async function materializeSql(
+  sql: string,
+  tables: SnapshotTable[],
+  params: Record<string, string>,
+  caps: QueryCaps,
+  stagingDir: string,
+): Promise<{ path: string; rows: number; bytesScanned: number }> {
+  const path = stagingPath(stagingDir, 'parquet');
+  const { materializeQuery } = await queryEngine();
+  try {
+    const r = await materializeQuery({ sql, tables, params, caps }, path);
+    return { path, rows: r.rows, bytesScanned: r.stats.bytesScanned };
+  } catch (e) {
+    await rm(path, { force: true });
+    throw e;
+  }
+}
+
+/**
+ * Reads one declared input of a code step as Arrow IPC stream bytes: the declared columns
+ * only, and only the rows matching its `filter` (pushed down into the engine, which
+ * parses the predicate as part of a checked SELECT over that one table).
+ */
+export async function readInputIpc(
+  input: CodeStepInput,
+  table: SnapshotTable,
+  caps: QueryCaps,
+  stagingDir: string,
+): Promise<Uint8Array> {
+  const [ns, name] = input.table.split('.') as [string, string];
+  const columns = input.columns ? input.columns.map(sqlIdent).join(', ') : '*';
+  const sql = `SELECT ${columns} FROM ${sqlIdent(ns)}.${sqlIdent(name)}${input.filter ? ` WHERE (${input.filter}\n)` : ''}`;
+  const staged = await materializeSql(sql, [table], {}, caps, stagingDir);
+  try {
+    const { readParquet } = await parquet();
+    return readParquet(await readFile(staged.path)).intoIPCStream();
+  } finally {
+    await rm(staged.path, { force: true });
+  }
+}
+
+/** Writes a step's output (Arrow IPC stream bytes) as a staged Parquet file. */
+export async function writeOutputParquet(ipc: Uint8Array, stagingDir: string): Promise<string> {
+  const { Table, writeParquet } = await parquet();
+  const path = stagingPath(stagingDir, 'parquet');
+  await writeFile(path, writeParquet(Table.fromIPCStream(ipc)));
+  return path;
+}
+
+/** An expectation that did not hold, with what was found. */
+export interface ExpectationFailure {
+  expectation: string;
+  found: string;
+}
+
+/**
+ * Checks a step's expectations on its prepared output (strict: every failure is
+ * reported). `path` is null for an empty output.
+ */
+export async function checkExpectations(
+  expectations: readonly Expectation[],
+  version: Pick<TableVersion, 'schema'>,
+  path: string | null,
+  rows: number,
+): Promise<ExpectationFailure[]> {
+  const failures: ExpectationFailure[] = [];
+  const has = (c: string) => version.schema.fields.some((f) => f.name === c);
+  for (const e of expectations) {
+    const text = formatExpectation(e);
+    const missing = (e.kind === 'not_null' ? [e.column] : e.kind === 'unique' ? e.columns : []).filter((c) => !has(c));
+    if (missing.length > 0) {
+      failures.push({ expectation: text, found: `the output has no column ${missing.join(', ')}` });
+      continue;
+    }
+    if (e.kind === 'min_rows' && rows < e.count) failures.push({ expectation: text, found: `${rows} rows` });
+    if (e.kind === 'max_rows' && rows > e.count) failures.push({ expectation: text, found: `${rows} rows` });
+    if (!path || (e.kind !== 'not_null' && e.kind !== 'unique')) continue;
+    const source = `read_parquet(${sqlString(path)})`;
+    const found = await withConnection(async (c) => {
+      if (e.kind === 'not_null') {
+        const r = await c.runAndReadAll(`SELECT count(*) FROM ${source} WHERE ${sqlIdent(e.column)} IS NULL`);
+        const n = Number(r.getRows()[0]?.[0] ?? 0);
+        return n > 0 ? `${n} null value${n === 1 ? '' : 's'}` : undefined;
+      }
+      const cols = e.columns.map(sqlIdent).join(', ');
+      const r = await c.runAndReadAll(
+        `SELECT count(*), any_value(k) FROM (SELECT CAST(row(${cols}) AS VARCHAR) AS k FROM ${source} GROUP BY ${cols} HAVING count(*) > 1)`,
+      );
+      const [n, example] = r.getRows()[0] ?? [0, null];
+      return Number(n) > 0
+        ? `${Number(n)} duplicated key${Number(n) === 1 ? '' : 's'}, e.g. ${String(example)}`
+        : undefined;
+    });
+    if (found) failures.push({ expectation: text, found });
+  }
+  return failures;
+}
