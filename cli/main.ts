@@ -48,7 +48,7 @@ export function common(cmd: Command): Command {
 export function act(cmd: Command, handler: Handler): Command {
   return cmd.action(async (...raw: unknown[]) => {
     const command = raw[raw.length - 1] as Command;
-    const options = command.opts() as Record<string, unknown> & CommonOptions;
+    const options = command.optsWithGlobals() as Record<string, unknown> & CommonOptions;
     const args = raw.slice(0, -2).flatMap((a) => (Array.isArray(a) ? a : [a])) as string[];
     const json = !!options.json;
     let lake: Lake | undefined;

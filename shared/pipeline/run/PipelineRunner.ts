@@ -364,6 +364,15 @@ export class PipelineRunner {
         outputPath = await writeOutputParquet(result.outputIpc, stagingDir);
       }
       staged.push(outputPath);
+      const failed = await checkExpectations(step.expect, outputPath);
+      if (failed.length > 0) {
+        throw stepFailure(
+          'expectation_failed',
+          invalid(
+            `expectation${failed.length > 1 ? 's' : ''} failed on ${planned.output}: ${failed.map((f) => `${f.expectation} (${f.found})`).join('; ')}`,
+          ),
+        );
+      }
       const current = snapshot.tables.get(planned.output);
       const prepared = await prepareImport({
         file: outputPath,
@@ -378,15 +387,6 @@ export class PipelineRunner {
         throw stepFailure('schema_mismatch', e, `the output of ${planned.name} does not fit ${planned.output}: `);
       });
       if (prepared.file) staged.push(prepared.file.path);
-      const failed = await checkExpectations(step.expect, prepared, prepared.file?.path ?? null, prepared.rows);
-      if (failed.length > 0) {
-        throw stepFailure(
-          'expectation_failed',
-          invalid(
-            `expectation${failed.length > 1 ? 's' : ''} failed on ${planned.output}: ${failed.map((f) => `${f.expectation} (${f.found})`).join('; ')}`,
-          ),
-        );
-      }
       const [ns, name] = planned.output.split('.') as [string, string];
       const key = `data/${ns}/${name}/${run.runId}-${randomBytes(8).toString('hex')}.parquet`;
       if (prepared.file) await this.deps.objects.putFile(key, prepared.file.path, { move: true });

@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { TableVersion } from '../../catalog/model.js';
 import { withConnection } from '../../data/duckdbSession.js';
 import { sqlIdent, sqlString } from '../../data/duckdbTypes.js';
 import type { QueryCaps, SnapshotTable } from '../../query/index.js';
@@ -76,44 +75,43 @@ export interface ExpectationFailure {
 }
 
 /**
- * Checks a step's expectations on its prepared output (strict: every failure is
- * reported). `path` is null for an empty output.
+ * Checks a step's expectations on its raw output file, before anything else looks at it
+ * (strict: every failure is reported, with what was found).
  */
 export async function checkExpectations(
   expectations: readonly Expectation[],
-  version: Pick<TableVersion, 'schema'>,
-  path: string | null,
-  rows: number,
+  path: string,
 ): Promise<ExpectationFailure[]> {
-  const failures: ExpectationFailure[] = [];
-  const has = (c: string) => version.schema.fields.some((f) => f.name === c);
-  for (const e of expectations) {
-    const text = formatExpectation(e);
-    const missing = (e.kind === 'not_null' ? [e.column] : e.kind === 'unique' ? e.columns : []).filter((c) => !has(c));
-    if (missing.length > 0) {
-      failures.push({ expectation: text, found: `the output has no column ${missing.join(', ')}` });
-      continue;
-    }
-    if (e.kind === 'min_rows' && rows < e.count) failures.push({ expectation: text, found: `${rows} rows` });
-    if (e.kind === 'max_rows' && rows > e.count) failures.push({ expectation: text, found: `${rows} rows` });
-    if (!path || (e.kind !== 'not_null' && e.kind !== 'unique')) continue;
-    const source = `read_parquet(${sqlString(path)})`;
-    const found = await withConnection(async (c) => {
-      if (e.kind === 'not_null') {
+  if (expectations.length === 0) return [];
+  const source = `read_parquet(${sqlString(path)})`;
+  return withConnection(async (c) => {
+    const columns = new Set(
+      (await c.runAndReadAll(`DESCRIBE SELECT * FROM ${source}`)).getRowObjects().map((r) => String(r.column_name)),
+    );
+    const rows = Number((await c.runAndReadAll(`SELECT count(*) FROM ${source}`)).getRows()[0]?.[0] ?? 0);
+    const failures: ExpectationFailure[] = [];
+    for (const e of expectations) {
+      const text = formatExpectation(e);
+      const wanted = e.kind === 'not_null' ? [e.column] : e.kind === 'unique' ? e.columns : [];
+      const missing = wanted.filter((col) => !columns.has(col));
+      let found: string | undefined;
+      if (missing.length > 0) found = `the output has no column ${missing.join(', ')}`;
+      else if (e.kind === 'min_rows' && rows < e.count) found = `${rows} rows`;
+      else if (e.kind === 'max_rows' && rows > e.count) found = `${rows} rows`;
+      else if (e.kind === 'not_null') {
         const r = await c.runAndReadAll(`SELECT count(*) FROM ${source} WHERE ${sqlIdent(e.column)} IS NULL`);
         const n = Number(r.getRows()[0]?.[0] ?? 0);
-        return n > 0 ? `${n} null value${n === 1 ? '' : 's'}` : undefined;
+        if (n > 0) found = `${n} null value${n === 1 ? '' : 's'}`;
+      } else if (e.kind === 'unique') {
+        const cols = e.columns.map(sqlIdent).join(', ');
+        const r = await c.runAndReadAll(
+          `SELECT count(*), any_value(k) FROM (SELECT CAST(row(${cols}) AS VARCHAR) AS k FROM ${source} GROUP BY ${cols} HAVING count(*) > 1)`,
+        );
+        const [n, example] = r.getRows()[0] ?? [0, null];
+        if (Number(n) > 0) found = `${Number(n)} duplicated key${Number(n) === 1 ? '' : 's'}, e.g. ${String(example)}`;
       }
-      const cols = e.columns.map(sqlIdent).join(', ');
-      const r = await c.runAndReadAll(
-        `SELECT count(*), any_value(k) FROM (SELECT CAST(row(${cols}) AS VARCHAR) AS k FROM ${source} GROUP BY ${cols} HAVING count(*) > 1)`,
-      );
-      const [n, example] = r.getRows()[0] ?? [0, null];
-      return Number(n) > 0
-        ? `${Number(n)} duplicated key${Number(n) === 1 ? '' : 's'}, e.g. ${String(example)}`
-        : undefined;
-    });
-    if (found) failures.push({ expectation: text, found });
-  }
-  return failures;
+      if (found) failures.push({ expectation: text, found });
+    }
+    return failures;
+  });
 }
