@@ -1,9 +1,10 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Actor } from '../shared/catalog/index.js';
 import { Lake } from '../shared/lake/Lake.js';
 import { lakeLocation } from '../shared/lake/openLake.js';
+import { PipelineRunner } from '../shared/pipeline/run/index.js';
 import type { Output } from './main.js';
 import { renderDiff, short } from './render.js';
 
@@ -101,6 +102,61 @@ export async function runDemo(options: { json: boolean; lake?: string }): Promis
     say(
       `   Reverted ${short(merged.commit)} as ${short(reverted.commit.id)}. main has ${await count('main')} events; the hotfix stays.`,
     );
+    say('');
+    say('6. Pipelines publish all their outputs or none. Two agents run the same two-output pipeline at once;');
+    say('   the second one crashes between its two writes.');
+    const pipelineDir = join(files, 'country-report');
+    mkdirSync(pipelineDir);
+    writeFileSync(
+      join(pipelineDir, 'by_country.sql'),
+      '-- output: report.by_country\n-- expect: not_null(country), unique(country)\n' +
+        'SELECT country, count(*) AS events, round(sum(amount), 1) AS amount, $agent AS made_by\nFROM raw.events GROUP BY country\n',
+    );
+    writeFileSync(
+      join(pipelineDir, 'top.mjs'),
+      `export default {
+  output: 'report.top',
+  inputs: { countries: 'report.by_country' },
+  expect: ['max_rows(3)'],
+  run({ countries }, { params }) {
+    if (params.crash === 'yes') throw new Error('agent crashed between its two writes');
+    return countries.toArray().sort((a, b) => b.amount - a.amount).slice(0, 3)
+      .map((r) => ({ country: r.country, amount: r.amount, made_by: params.agent }));
+  },
+};
+`,
+    );
+    const runner = new PipelineRunner({
+      catalog: lake.catalog,
+      store: lake.stores.store,
+      objects: lake.stores.objects,
+      stagingDir: lake.stores.stagingDir,
+    });
+    const [first, second] = await Promise.all([
+      runner.start(
+        { person: owner.person, agent: 'agent-a' },
+        { pipelineDir, branch: 'main', params: { agent: 'agent-a' } },
+      ),
+      runner.start(
+        { person: owner.person, agent: 'agent-b' },
+        { pipelineDir, branch: 'main', params: { agent: 'agent-b', crash: 'yes' } },
+      ),
+    ]);
+    for (const run of [first, second]) {
+      const steps = run.steps.map((s) => `${s.name} ${s.status}`).join(', ');
+      say(`   run ${run.runId} (${run.params.agent}): ${run.status} — ${steps}`);
+    }
+    const madeBy = await lake.query(owner, {
+      sql: 'SELECT (SELECT min(made_by) FROM report.by_country) AS by_country, (SELECT min(made_by) FROM report.top) AS top',
+      ref: 'main',
+    });
+    say(
+      `   main shows report.by_country from ${madeBy.rows[0]?.by_country} and report.top from ${madeBy.rows[0]?.top}: both outputs of the first run, together.`,
+    );
+    say(
+      `   The crashed run published nothing; its finished step waits on ${second.runBranch} (airlock runs show ${second.runId}).`,
+    );
+
     const history = await lake.catalog.history('main', 10);
     say('');
     say('   airlock log main');
@@ -112,9 +168,10 @@ export async function runDemo(options: { json: boolean; lake?: string }): Promis
     return {
       value: {
         lake: dir,
-        mainHead: reverted.commit.id,
+        mainHead: (await lake.catalog.head('main')).commit,
+        runs: [first, second].map((r) => ({ runId: r.runId, status: r.status, agent: r.params.agent })),
         events: await count('main'),
-        steps: ['import', 'branch', 'diff', 'merge', 'time-travel', 'revert'],
+        steps: ['import', 'branch', 'diff', 'merge', 'time-travel', 'revert', 'pipeline-runs'],
       },
       text: '',
     };

@@ -143,3 +143,25 @@ describe('airlock run / runs (CLI contract)', () => {
     expect(q.json.rows).toEqual([{ n: 20 }]);
   });
 });
+
+describe('airlock demo', () => {
+  it('tells the whole story, ending with two concurrent pipeline runs where main shows both outputs of the first', async () => {
+    const dir = join(tempDir('airlock-demo-test-'), 'lake');
+    const r = await airlock(['demo', '--json', '--lake', dir]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.json.steps).toContain('pipeline-runs');
+    const statuses = (r.json.runs as Array<{ status: string; agent: string }>).map((x) => [x.agent, x.status]);
+    expect(statuses).toEqual([
+      ['agent-a', 'succeeded'],
+      ['agent-b', 'failed'],
+    ]);
+    const q = await airlock([
+      'query',
+      'SELECT (SELECT min(made_by) FROM report.by_country) AS a, (SELECT max(made_by) FROM report.top) AS b',
+      '--json',
+      '--lake',
+      dir,
+    ]);
+    expect(q.json.rows).toEqual([{ a: 'agent-a', b: 'agent-a' }]);
+  });
+});

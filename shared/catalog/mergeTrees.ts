@@ -25,6 +25,28 @@ export function sameSchema(a: TableSchema, b: TableSchema): boolean {
   return JSON.stringify(a.fields) === JSON.stringify(b.fields);
 }
 
+/** True when `wider` is `narrow` plus nullable columns added at the end (schema evolution without rewrites). */
+function extendsSchema(narrow: TableSchema, wider: TableSchema): boolean {
+  const n = narrow.fields.length;
+  return (
+    wider.fields.length >= n &&
+    JSON.stringify(wider.fields.slice(0, n)) === JSON.stringify(narrow.fields) &&
+    wider.fields.slice(n).every((f) => f.nullable)
+  );
+}
+
+/**
+ * The schema of a union of appends: the base schema, or the one side's schema that only
+ * added nullable columns (files of the other side read them as NULL). Undefined when the
+ * sides evolved the schema differently.
+ */
+function unionSchema(base: TableSchema, ours: TableSchema, theirs: TableSchema): TableSchema | undefined {
+  if (sameSchema(ours, theirs)) return extendsSchema(base, ours) ? ours : undefined;
+  if (sameSchema(base, ours) && extendsSchema(base, theirs)) return theirs;
+  if (sameSchema(base, theirs) && extendsSchema(base, ours)) return ours;
+  return undefined;
+}
+
 const keysOf = (files: DataFile[]) => new Set(files.map((f) => f.key));
 
 /**
@@ -91,8 +113,9 @@ export async function mergeTrees(base: Tree, ours: Tree, theirs: Tree, load: Loa
  * The union of two append-only histories of one table, or the reason they do not commute.
  */
 function unionOfAppends(B: TableVersion, O: TableVersion, T: TableVersion): TableVersion | string {
-  if (!sameSchema(B.schema, O.schema) || !sameSchema(B.schema, T.schema)) {
-    return 'schema changed on at least one side while both sides changed the table';
+  const schema = unionSchema(B.schema, O.schema, T.schema);
+  if (!schema) {
+    return 'schema changed on at least one side while both sides changed the table (only added nullable columns merge)';
   }
   if (JSON.stringify(O.constraints) !== JSON.stringify(T.constraints)) {
     return 'constraints changed on one side while both sides changed the table';
@@ -107,7 +130,7 @@ function unionOfAppends(B: TableVersion, O: TableVersion, T: TableVersion): Tabl
   const files = [...O.files, ...T.files.filter((f) => !oursKeys.has(f.key))];
   return {
     table: O.table,
-    schema: O.schema,
+    schema,
     constraints: O.constraints,
     files,
     rowCount: files.reduce((n, f) => n + f.rows, 0),
