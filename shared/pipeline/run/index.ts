@@ -1,9 +1,13 @@
 export { LocalCodeStepExecutor } from './executors.js';
+export { LambdaCodeStepExecutor } from './LambdaCodeStepExecutor.js';
+export { INLINE_LIMIT_BYTES } from './stepExecutorProtocol.js';
 export { PipelineRunner } from './PipelineRunner.js';
 export { planPipeline, stepInputs } from './planPipeline.js';
 export { summarize } from './runState.js';
 
 export type { CodeStepExecutor, CodeStepOutcome, CodeStepRequest } from './executors.js';
+export type { LambdaExecutorOptions } from './LambdaCodeStepExecutor.js';
+export type { StepExecutorEvent, StepExecutorResult } from './stepExecutorProtocol.js';
 export type { ExecutionOptions, PipelinePolicy, RunnerDeps, StartRunOptions } from './PipelineRunner.js';
 export type { PipelinePlan, PlannedStep } from './planPipeline.js';
 export type { Isolation, RecordedStep, RunEvent, StepFailureReason, StoredRunEvent } from './runLog.js';
