@@ -17,7 +17,8 @@ const message = (e: unknown) => (e instanceof Error ? e.message : String(e));
 /**
  * Runs one read-only SELECT over a snapshot and writes its whole result to a Parquet
  * file, for pipeline steps (whose results become tables, so `caps.maxRows` does not
- * apply). Every guarantee of `runQuery` holds: the SQL is checked to be exactly one
+ * apply). The file is a staging file, written uncompressed (cheapest to write and read
+ * back; the lake's own files are rewritten compressed on commit). Every guarantee of `runQuery` holds: the SQL is checked to be exactly one
  * SELECT that reads only snapshot tables, parameters are bound by the engine, bytes are
  * capped from manifest stats before anything runs, the timeout interrupts. The only file
  * the locked-down engine may write is `outPath`, and only the wrapper statement built
@@ -76,7 +77,7 @@ export async function materializeQuery(req: QueryRequest, outPath: string): Prom
     }
     // The text was just proven to be one complete SELECT; the newline ends any trailing comment.
     const copy = await connection.prepare(
-      `COPY (${req.sql.replace(/;\s*$/, '')}\n) TO ${quoteString(outPath)} (FORMAT parquet, COMPRESSION zstd)`,
+      `COPY (${req.sql.replace(/;\s*$/, '')}\n) TO ${quoteString(outPath)} (FORMAT parquet, COMPRESSION uncompressed)`,
     );
     if (copy.parameterCount > 0) copy.bind(values);
     const result = await copy.runAndReadAll();

@@ -62,9 +62,11 @@ export async function readInputIpc(
 
 /** Writes a step's output (Arrow IPC stream bytes) as a staged Parquet file. */
 export async function writeOutputParquet(ipc: Uint8Array, stagingDir: string): Promise<string> {
-  const { Table, writeParquet } = await parquet();
+  const { Compression, Table, WriterPropertiesBuilder, writeParquet } = await parquet();
   const path = stagingPath(stagingDir, 'parquet');
-  await writeFile(path, writeParquet(Table.fromIPCStream(ipc)));
+  // A staging file: uncompressed is cheapest here; the committed file is rewritten compressed.
+  const props = new WriterPropertiesBuilder().setCompression(Compression.UNCOMPRESSED).build();
+  await writeFile(path, writeParquet(Table.fromIPCStream(ipc), props));
   return path;
 }
 
