@@ -4,6 +4,7 @@ import { AirlockError, isAirlockError } from '../shared/errors/index.js';
 import { Lake } from '../shared/lake/Lake.js';
 import type { RowFormat } from '../shared/query/index.js';
 import { lakeLocation } from '../shared/lake/openLake.js';
+import { registerPolicyCommands } from './commands/policy.js';
 import { registerRunCommands } from './commands/run.js';
 import { runDemo } from './demo.js';
 import { EXIT, errorBody, exitCodeOf } from './exitCodes.js';
@@ -473,6 +474,7 @@ export function buildProgram(): Command {
   );
 
   registerRunCommands(program);
+  registerPolicyCommands(program);
 
   // ------------------------------------------------------------ HTTP server
   act(

@@ -165,3 +165,38 @@ describe('airlock demo', () => {
     expect(q.json.rows).toEqual([{ a: 'agent-a', b: 'agent-a' }]);
   });
 });
+
+describe('airlock policy imports', () => {
+  it("denies a package by name for the lake's pipelines; a run importing it is refused before it runs, naming the import", async () => {
+    const lake = await lakeWithEvents();
+    const pipe = tempDir('airlock-pipe-');
+    mkdirSync(join(pipe, 'node_modules', 'tiny-pad'), { recursive: true });
+    writeFileSync(
+      join(pipe, 'node_modules', 'tiny-pad', 'package.json'),
+      '{"name":"tiny-pad","type":"module","main":"index.js"}',
+    );
+    writeFileSync(
+      join(pipe, 'node_modules', 'tiny-pad', 'index.js'),
+      "export default (s) => String(s).padStart(4, '0');",
+    );
+    writeFileSync(
+      join(pipe, 'pad.mjs'),
+      "import pad from 'tiny-pad';\nexport default { output: 'ml.pad', inputs: { e: 'raw.events' }, run({ e }) { return e.toArray().map((r) => ({ id: pad(r.id) })); } };",
+    );
+    const shown = await airlock(['policy', 'imports', '--json', ...lake]);
+    expect(shown.json.deny.packages).toEqual([]);
+    expect(shown.json.deny.builtins).toContain('child_process');
+    const set = await airlock(['policy', 'imports', '--deny-package', 'tiny-pad', '--json', ...lake]);
+    expect(set.json).toMatchObject({ changed: true, deny: { packages: ['tiny-pad'] } });
+    const refused = await airlock(['run', pipe, '--branch', 'dev', '--json', ...lake]);
+    expect(refused.code).toBe(4);
+    expect(refused.json.error.message).toMatch(/tiny-pad/);
+    expect((await airlock(['runs', 'list', '--json', ...lake])).json).toEqual([]);
+    expect((await airlock(['policy', 'imports', '--deny-builtin', 'nosuch', ...lake])).code).toBe(2);
+    expect(
+      (await airlock(['policy', 'imports', '--allow-package', 'tiny-pad', '--json', ...lake])).json.deny.packages,
+    ).toEqual([]);
+    const ran = await airlock(['run', pipe, '--branch', 'dev', '--json', ...lake]);
+    expect(ran.json.status).toBe('succeeded');
+  });
+});
