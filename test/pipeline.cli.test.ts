@@ -20,7 +20,7 @@ async function lakeWithEvents(): Promise<string[]> {
   return lake;
 }
 
-describe('airlock run / runs (CLI contract)', () => {
+describe('airlock run / runs (CLI contract)', { timeout: 240_000 }, () => {
   let lake: string[];
   beforeAll(async () => {
     lake = await lakeWithEvents();
@@ -144,7 +144,7 @@ describe('airlock run / runs (CLI contract)', () => {
   });
 });
 
-describe('airlock demo', () => {
+describe('airlock demo', { timeout: 240_000 }, () => {
   it('tells the whole story, ending with two concurrent pipeline runs where main shows both outputs of the first', async () => {
     const dir = join(tempDir('airlock-demo-test-'), 'lake');
     const r = await airlock(['demo', '--json', '--lake', dir]);
@@ -166,7 +166,7 @@ describe('airlock demo', () => {
   });
 });
 
-describe('airlock policy imports', () => {
+describe('airlock policy imports', { timeout: 240_000 }, () => {
   it("denies a package by name for the lake's pipelines; a run importing it is refused before it runs, naming the import", async () => {
     const lake = await lakeWithEvents();
     const pipe = tempDir('airlock-pipe-');

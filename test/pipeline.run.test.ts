@@ -51,7 +51,7 @@ async function headOf(lake: Lake, branch: string): Promise<string> {
   return (await lake.catalog.head(branch)).commit as string;
 }
 
-describe('a pipeline run', () => {
+describe('a pipeline run', { timeout: 240_000 }, () => {
   let lake: Lake;
   let runner: PipelineRunner;
   beforeAll(async () => {
@@ -221,7 +221,7 @@ describe('a pipeline run', () => {
   });
 });
 
-describe('concurrent runs and isolation', () => {
+describe('concurrent runs and isolation', { timeout: 240_000 }, () => {
   let lake: Lake;
   let runner: PipelineRunner;
   beforeAll(async () => {
@@ -320,7 +320,7 @@ describe('concurrent runs and isolation', () => {
   });
 });
 
-describe('sandboxed steps inside a run', () => {
+describe('sandboxed steps inside a run', { timeout: 240_000 }, () => {
   let lake: Lake;
   let runner: PipelineRunner;
   const secret = 'AKIA-TEST-SECRET-123';

@@ -40,7 +40,7 @@ async function bytesOf(s3: S3Client, bucket: string, key: string): Promise<Uint8
   return (r.Body as { transformToByteArray(): Promise<Uint8Array> }).transformToByteArray();
 }
 
-describe('step-executor Lambda', () => {
+describe('step-executor Lambda', { timeout: 240_000 }, () => {
   let s3: S3Client;
   let bucket: string;
   beforeAll(async () => {
