@@ -3,6 +3,8 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { Lake } from '../shared/lake/Lake.js';
+import { PipelineRunner } from '../shared/pipeline/run/index.js';
 import { airlock, lakeState, tempDir } from './support/cli.js';
 
 const ML = join(import.meta.dirname, 'fixtures', 'pipelines', 'ml');
@@ -18,6 +20,24 @@ async function lakeWithEvents(): Promise<string[]> {
   expect((await airlock(['branch', 'create', 'dev', ...lake])).code).toBe(0);
   expect((await airlock(['table', 'import', 'raw.events', csv, '--branch', 'dev', ...lake])).code).toBe(0);
   return lake;
+}
+
+/** The id of a run that is still running and whose first.sql step succeeded (read in-process). */
+async function runningPastFirstStep(dir: string): Promise<string | undefined> {
+  const lake = await Lake.open({ backend: 'local', dir });
+  try {
+    const runs = await new PipelineRunner({
+      catalog: lake.catalog,
+      store: lake.stores.store,
+      objects: lake.stores.objects,
+      stagingDir: lake.stores.stagingDir,
+    }).list();
+    return runs.find(
+      (r) => r.status === 'running' && r.steps.some((s) => s.name === 'first.sql' && s.status === 'succeeded'),
+    )?.runId;
+  } finally {
+    await lake.close();
+  }
 }
 
 describe('airlock run / runs (CLI contract)', { timeout: 240_000 }, () => {
@@ -106,7 +126,7 @@ describe('airlock run / runs (CLI contract)', { timeout: 240_000 }, () => {
     writeFileSync(
       join(pipe, 'slow.mjs'),
       `export default { output: 'ml.slow', inputs: { f: 'ml.first' },
-        run({ f }) { const end = Date.now() + 6000; while (Date.now() < end) {} return f; } };`,
+        run({ f }) { const end = Date.now() + 15000; while (Date.now() < end) {} return f; } };`,
     );
     mkdirSync(join(pipe, 'unused'), { recursive: true });
     const before = (await lakeState(lake[1] as string)) as { heads: string[][] };
@@ -116,13 +136,9 @@ describe('airlock run / runs (CLI contract)', { timeout: 240_000 }, () => {
     });
     // Wait until the first step has committed on the run branch, then kill the whole process group.
     let runId: string | undefined;
-    for (let i = 0; i < 300 && !runId; i++) {
-      await sleep(200);
-      const list = await airlock(['runs', 'list', '--json', ...lake]);
-      const running = (
-        list.json as Array<{ runId: string; status: string; steps: Array<{ name: string; status: string }> }>
-      ).find((r) => r.status === 'running' && r.steps.some((s) => s.name === 'first.sql' && s.status === 'succeeded'));
-      runId = running?.runId;
+    for (let i = 0; i < 600 && !runId; i++) {
+      await sleep(100);
+      runId = await runningPastFirstStep(lake[1] as string);
     }
     expect(runId, 'the run reached its second step').toBeDefined();
     process.kill(-(child.pid as number), 'SIGKILL');
