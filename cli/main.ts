@@ -5,6 +5,7 @@ import { Lake } from '../shared/lake/Lake.js';
 import type { RowFormat } from '../shared/query/index.js';
 import { lakeLocation } from '../shared/lake/openLake.js';
 import { registerRunCommands } from './commands/run.js';
+import { registerCapsCommand } from './commands/caps.js';
 import { runDemo } from './demo.js';
 import { EXIT, errorBody, exitCodeOf } from './exitCodes.js';
 import { renderBranches, renderDiff, renderLog, renderMerge, renderTable, renderTables, short } from './render.js';
@@ -473,6 +474,8 @@ export function buildProgram(): Command {
   );
 
   registerRunCommands(program);
+
+  registerCapsCommand(program, { act, common });
 
   // ------------------------------------------------------------ HTTP server
   act(
