@@ -6,6 +6,7 @@ import type { RowFormat } from '../shared/query/index.js';
 import { lakeLocation } from '../shared/lake/openLake.js';
 import { registerPolicyCommands } from './commands/policy.js';
 import { registerRunCommands } from './commands/run.js';
+import { registerCapsCommand } from './commands/caps.js';
 import { runDemo } from './demo.js';
 import { EXIT, errorBody, exitCodeOf } from './exitCodes.js';
 import { renderBranches, renderDiff, renderLog, renderMerge, renderTable, renderTables, short } from './render.js';
@@ -475,6 +476,8 @@ export function buildProgram(): Command {
 
   registerRunCommands(program);
   registerPolicyCommands(program);
+
+  registerCapsCommand(program, { act, common });
 
   // ------------------------------------------------------------ HTTP server
   act(

@@ -247,7 +247,44 @@ describe('POST /v1/query', () => {
 
     expect((await json(res)).rows).toEqual([{ big: '9223372036854775807', small: 7 }]);
   });
+
+  it("applies the caller's configured caps: 429 naming the cap, and maxRows never raises them", async () => {
+    await lake.setQueryCaps(owner, { person: owner.person }, { maxBytesScanned: 10, maxRows: 1 });
+    try {
+      const refused = await query({ sql: 'SELECT count(*) AS n FROM raw.events', ref: 'dev' });
+      const capped = await query({ sql: 'SELECT 1 AS x UNION ALL SELECT 2', maxRows: 100 });
+
+      expect(refused.status).toBe(429);
+      expect((await json(refused)).error).toMatchObject({
+        code: 'LIMIT_EXCEEDED',
+        message: expect.stringContaining('cap maxBytesScanned=10'),
+        details: { cap: 'maxBytesScanned', limit: 10 },
+      });
+      expect((await json(capped)).stats).toMatchObject({ rowsReturned: 1, truncated: true });
+    } finally {
+      await lake.unsetQueryCaps(owner, { person: owner.person });
+    }
+  });
 });
+
+describe('GET /v1/caps', () => {
+  it("gives the caller's caps and where each comes from, as `airlock caps show --json`", async () => {
+    await lake.setQueryCaps(owner, { person: owner.person }, { timeoutMs: 5000 });
+    try {
+      const res = await getCaps();
+      const cli = await airlock(['caps', 'show', '--person', owner.person, '--json', '--lake', lakeDir]);
+
+      expect(res.status).toBe(200);
+      const body = await json(res);
+      expect(body).toEqual(cli.json);
+      expect(body).toMatchObject({ person: owner.person, caps: { timeoutMs: 5000 }, sources: { timeoutMs: 'person' } });
+    } finally {
+      await lake.unsetQueryCaps(owner, { person: owner.person });
+    }
+  });
+});
+
+const getCaps = () => app.request('/v1/caps');
 
 describe('catalog routes', () => {
   it('lists branches with their heads', async () => {

@@ -42,6 +42,40 @@ describe('QueryGovernor: concurrency slots', () => {
     expect(outcomes.filter((o) => o.status === 'fulfilled')).toHaveLength(3);
   });
 
+  it('takes the slot and charges the budget in one store transaction, and a refusal writes nothing', async () => {
+    const store = new MemoryCatalogStore();
+    const writes: string[] = [];
+    const counted = Object.assign(Object.create(store) as MemoryCatalogStore, {
+      put: (...a: Parameters<MemoryCatalogStore['put']>) => {
+        writes.push('put');
+        return store.put(...a);
+      },
+      transact: (...a: Parameters<MemoryCatalogStore['transact']>) => {
+        writes.push('transact');
+        return store.transact(...a);
+      },
+    });
+    const g = new QueryGovernor(counted);
+
+    await g.admit('ann', caps, 600);
+    const admitted = [...writes];
+    await expect(g.admit('ann', caps, 500)).rejects.toMatchObject({ details: { cap: 'dailyBytes' } });
+
+    expect(admitted).toEqual(['transact']);
+    expect(writes).toEqual(['transact']);
+  });
+
+  it('charges exactly the queries it admits when many race', async () => {
+    const g = new QueryGovernor(new MemoryCatalogStore());
+
+    const outcomes = await Promise.allSettled(
+      Array.from({ length: 10 }, () => g.admit('ann', { ...caps, maxConcurrent: 3, dailyBytes: 10_000 }, 7)),
+    );
+
+    expect(outcomes.filter((o) => o.status === 'fulfilled')).toHaveLength(3);
+    expect(await g.usage('ann')).toMatchObject({ bytes: 21, queries: 3 });
+  });
+
   it('keeps persons apart', async () => {
     const g = new QueryGovernor(new MemoryCatalogStore());
     await g.admit('ann', caps, 0);

@@ -14,7 +14,7 @@ import { type WriteChunk, streamedResponse } from './streamedResponse.js';
 const queryOutput = () => import('../query/index.js');
 
 /** What the HTTP API needs of a lake. */
-export type HttpLake = Pick<Lake, 'catalog' | 'query' | 'streamQuery'>;
+export type HttpLake = Pick<Lake, 'catalog' | 'query' | 'streamQuery' | 'queryCaps'>;
 
 /** Options of {@link createHttpApp}. */
 export interface HttpAppOptions {
@@ -55,7 +55,9 @@ const defaultLog = (message: string, error: unknown) => {
  *
  * - `GET /v1/health`, `GET /v1/openapi.json` (OpenAPI 3.1)
  * - `POST /v1/query` `{sql, ref?, params?, maxRows?, format?}`: JSON (`{columns,rows,stats}`),
- *   CSV or Arrow IPC stream, by `format` or `Accept`
+ *   CSV or Arrow IPC stream, by `format` or `Accept`; the caller's person's caps apply
+ *   (person override ▸ lake setting ▸ default, resolved by the lake on every query)
+ * - `GET /v1/caps`: those caps and where each comes from
  * - `GET /v1/branches`, `GET /v1/tables?ref=`, `GET /v1/tables/:table?ref=`,
  *   `GET /v1/log?ref=&limit=`, `GET /v1/diff?from=&to=`
  *
@@ -158,6 +160,11 @@ export function createHttpApp(options: HttpAppOptions) {
     return streamedResponse(produce, { headers: { 'content-type': contentType } }, (error) =>
       log('airlock http: query failed after its result started streaming', error),
     );
+  });
+
+  app.get('/v1/caps', async (c) => {
+    const actor = c.get('actor');
+    return jsonResponse(await lake.queryCaps(actor, { person: actor.person }));
   });
 
   app.get('/v1/branches', async () => jsonResponse(await lake.catalog.listBranches()));

@@ -95,8 +95,22 @@ export const OPENAPI_DOCUMENT = {
           '413': errorResponse('LIMIT_EXCEEDED: the request body is larger than the server accepts'),
           '429': errorResponse(
             'LIMIT_EXCEEDED: a query cap (maxBytesScanned, timeoutMs, maxConcurrent, dailyBytes) refused it; ' +
-              '`details.cap` names it',
+              "`details.cap` names it. The caps are those of the caller's person (see `GET /v1/caps`)",
           ),
+          '500': readErrors['500'],
+        },
+      },
+    },
+    '/v1/caps': {
+      get: {
+        operationId: 'getCaps',
+        summary: "The query caps of the caller's person and where each comes from (as `airlock caps show --json`)",
+        description:
+          'Cap by cap: the person override if set, else the lake setting, else the safe default. Agents get the ' +
+          'caps of their person and share its concurrency and daily budget.',
+        responses: {
+          '200': jsonOk('The effective caps', ref('EffectiveCaps')),
+          '403': readErrors['403'],
           '500': readErrors['500'],
         },
       },
@@ -248,6 +262,36 @@ export const OPENAPI_DOCUMENT = {
               elapsedMs: { type: 'number' },
             },
           },
+        },
+      },
+      EffectiveCaps: {
+        type: 'object',
+        required: ['person', 'caps', 'sources', 'lake', 'override'],
+        properties: {
+          person: { type: ['string', 'null'] },
+          caps: ref('QueryCaps'),
+          sources: {
+            type: 'object',
+            description: 'Where each cap comes from',
+            additionalProperties: { type: 'string', enum: ['person', 'lake', 'default'] },
+          },
+          lake: { type: 'object', description: 'The caps set lake-wide', additionalProperties: { type: 'integer' } },
+          override: {
+            type: 'object',
+            description: "The person's own overrides",
+            additionalProperties: { type: 'integer' },
+          },
+        },
+      },
+      QueryCaps: {
+        type: 'object',
+        required: ['maxRows', 'maxBytesScanned', 'timeoutMs', 'maxConcurrent', 'dailyBytes'],
+        properties: {
+          maxRows: { type: 'integer', minimum: 1, description: 'Most rows returned (more are cut and flagged)' },
+          maxBytesScanned: { type: 'integer', minimum: 1, description: 'Most bytes one query scans' },
+          timeoutMs: { type: 'integer', minimum: 1 },
+          maxConcurrent: { type: 'integer', minimum: 1, description: 'Most queries at once per person' },
+          dailyBytes: { type: 'integer', minimum: 1, description: 'Most bytes scanned per person per UTC day' },
         },
       },
       Branch: {

@@ -11,6 +11,9 @@ import type { Actor, Field, FieldType, TableVersion } from '../catalog/index.js'
 import { DuckDbConstraintValidator, exportRows, prepareImport } from '../data/index.js';
 import { invalid, isAirlockError, isNotFound } from '../errors/index.js';
 import type {
+  CapScope,
+  CapSettings,
+  EffectiveCaps,
   QueryCaps,
   QueryGovernor,
   QueryParam,
@@ -84,6 +87,7 @@ const FIELD_TYPES = new Set([
 export class Lake {
   readonly catalog: Catalog;
   private queryGovernor: QueryGovernor | undefined;
+  private capSettings: CapSettings | undefined;
 
   private constructor(readonly stores: LakeStores) {
     this.catalog = new Catalog(stores.store, stores.objects, {
@@ -207,6 +211,32 @@ export class Lake {
     return { stats, commit };
   }
 
+  /**
+   * The query caps of a person (person override ▸ lake setting ▸ safe default) and where
+   * each comes from; without a person, the lake-wide caps. Anyone may read them.
+   */
+  async queryCaps(_actor: Actor, scope: CapScope = {}): Promise<EffectiveCaps> {
+    return (await this.caps()).effective(scope.person);
+  }
+
+  /**
+   * Sets query caps lake-wide or for one person; each must be a whole number ≥ 1
+   * (INVALID naming the cap). Only an actor allowed by `mayChangeCaps` may (DENIED).
+   */
+  async setQueryCaps(actor: Actor, scope: CapScope, caps: Partial<QueryCaps>): Promise<EffectiveCaps> {
+    return (await this.caps()).set(actor, scope, caps);
+  }
+
+  /** Removes caps from a scope (all of them when `names` is empty): they fall back to the next level. */
+  async unsetQueryCaps(actor: Actor, scope: CapScope, names: readonly string[] = []): Promise<EffectiveCaps> {
+    return (await this.caps()).unset(actor, scope, names);
+  }
+
+  private async caps(): Promise<CapSettings> {
+    this.capSettings ??= new (await queryEngine()).CapSettings(this.stores.store, { owner: this.owner });
+    return this.capSettings;
+  }
+
   private async queryRequest(actor: Actor, options: QueryOptions) {
     const ref = options.ref ?? 'main';
     const snapshot = await this.catalog.snapshot(ref);
@@ -220,7 +250,9 @@ export class Lake {
       })),
     );
     const engine = await queryEngine();
-    const caps = tighten(engine.DEFAULT_CAPS, options.caps ?? {});
+    // The person's caps (override ▸ lake ▸ default): an agent gets its person's caps.
+    const { caps: configured } = await (await this.caps()).effective(actor.person);
+    const caps = tighten(configured, options.caps ?? {});
     this.queryGovernor ??= new engine.QueryGovernor(this.stores.store);
     return {
       ref,

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { isConflict, limitExceeded } from '../errors/index.js';
-import type { CatalogItem, CatalogStore } from '../store/ports.js';
+import type { CatalogItem, CatalogStore, Condition } from '../store/ports.js';
 import type { QueryCaps, QueryGovernorLike } from './types.js';
 
 /** Options of a {@link QueryGovernor}. */
@@ -35,6 +35,9 @@ export interface BudgetUsage {
 const slotPk = (person: string) => `qslot#${person}`;
 const budgetPk = (person: string) => `qbudget#${person}`;
 const utcDay = (ms: number) => new Date(ms).toISOString().slice(0, 10);
+/** The condition that an item is still as read: the same version, or still absent. */
+const expected = (item: CatalogItem | undefined): Condition =>
+  item ? { kind: 'version', v: item.v ?? 0 } : { kind: 'absent' };
 
 /**
  * Per-person query governance that holds across processes and machines because it lives
@@ -49,6 +52,10 @@ const utcDay = (ms: number) => new Date(ms).toISOString().slice(0, 10);
  *   both win: the loser's condition fails and it tries the next slot.
  * - `qbudget#<person>` / `<YYYY-MM-DD>`: `{ bytes, queries }`, incremented by version CAS
  *   with retries, so concurrent charges never lose an update.
+ *
+ * {@link admit} writes a slot and the budget in one conditional transaction (one store
+ * write per admitted query, one more to release it); `acquireSlot` and `charge` do each
+ * half alone.
  *
  * @example
  * const governor = new QueryGovernor(store);
@@ -70,20 +77,80 @@ export class QueryGovernor implements QueryGovernorLike {
   }
 
   /**
-   * Admits one query of `bytes` estimated scanned bytes: takes a concurrency slot, then
-   * charges the daily budget (the slot is given back when the charge is refused). The
-   * budget is charged up front, so a query that later fails still counts: it did start.
-   * Throws `LIMIT_EXCEEDED` naming the cap and the numbers.
+   * Admits one query of `bytes` estimated scanned bytes: takes a concurrency slot AND
+   * charges the daily budget in ONE conditional transaction (one store write, one fsync
+   * on SQLite, instead of one per item), after one read of the slots and the budget. A
+   * query refused by either cap writes nothing. The budget is charged up front, so a
+   * query that later fails still counts: it did start. Throws `LIMIT_EXCEEDED` naming the
+   * cap and the numbers.
+   *
+   * Races: the transaction holds only if the chosen slot and the budget item are still
+   * the versions read (`absent` when new). Two queries racing for one slot, or charging
+   * the same budget, cannot both win: the loser's transaction fails as a whole (neither
+   * its slot nor its charge is written), and it re-reads and tries again, with jitter.
    */
   async admit(person: string, caps: QueryCaps, bytes: number): Promise<SlotLease> {
-    const lease = await this.acquireSlot(person, caps.maxConcurrent, caps.timeoutMs);
-    try {
-      await this.charge(person, bytes, caps.dailyBytes);
-    } catch (e) {
-      await lease.release();
-      throw e;
+    const pk = slotPk(person);
+    const leaseId = randomUUID();
+    const slotKeys = Array.from({ length: caps.maxConcurrent }, (_, i) => ({ pk, sk: `slot#${i}` }));
+    for (let attempt = 0; attempt < this.maxCasAttempts; attempt++) {
+      const now = this.now();
+      const day = utcDay(now);
+      const budgetKey = { pk: budgetPk(person), sk: day };
+      const items = await this.store.getMany([...slotKeys, budgetKey]);
+      const byKey = new Map(items.map((i) => [`${i.pk}\u0000${i.sk}`, i]));
+      const budget = byKey.get(`${budgetKey.pk}\u0000${budgetKey.sk}`);
+      const used = Number(budget?.data.bytes ?? 0);
+      const queries = Number(budget?.data.queries ?? 0);
+      const free = slotKeys.filter((k) => {
+        const slot = byKey.get(`${k.pk}\u0000${k.sk}`);
+        return !(slot && slot.data.state === 'held' && Number(slot.data.expiresAt) > now);
+      });
+      if (free.length === 0) throw this.tooManyRunning(person, caps.maxConcurrent, caps.maxConcurrent);
+      if (used + bytes > caps.dailyBytes) throw this.overBudget(person, day, used, bytes, caps.dailyBytes);
+      // A random free slot: racing queries of one person then rarely pick the same one.
+      const key = free[Math.floor(Math.random() * free.length)] as (typeof free)[number];
+      const current = byKey.get(`${key.pk}\u0000${key.sk}`);
+      const v = (current?.v ?? 0) + 1;
+      const slotItem: CatalogItem = {
+        ...key,
+        v,
+        data: { state: 'held', leaseId, expiresAt: now + caps.timeoutMs + this.leaseGraceMs, acquiredAt: now },
+      };
+      const budgetItem: CatalogItem = {
+        ...budgetKey,
+        v: (budget?.v ?? 0) + 1,
+        data: { bytes: used + bytes, queries: queries + 1 },
+      };
+      try {
+        await this.store.transact([
+          { op: 'put', item: slotItem, condition: expected(current) },
+          { op: 'put', item: budgetItem, condition: expected(budget) },
+        ]);
+        return this.lease(person, Number(key.sk.slice('slot#'.length)), leaseId, v);
+      } catch (e) {
+        if (!isConflict(e)) throw e;
+        await new Promise((r) => setTimeout(r, Math.random() * 5 * (attempt + 1)));
+      }
     }
-    return lease;
+    throw limitExceeded(
+      `the query slots and budget of ${person} are too contended: gave up after ${this.maxCasAttempts} attempts; retry`,
+      { cap: 'maxConcurrent', person },
+    );
+  }
+
+  private tooManyRunning(person: string, running: number, maxConcurrent: number) {
+    return limitExceeded(
+      `max concurrent queries exceeded: ${person} already runs ${running} queries, ${maxConcurrent} allowed (cap maxConcurrent=${maxConcurrent}); retry when one finishes`,
+      { cap: 'maxConcurrent', limit: maxConcurrent, running, person },
+    );
+  }
+
+  private overBudget(person: string, day: string, used: number, bytes: number, dailyBytes: number) {
+    return limitExceeded(
+      `daily scanned-bytes budget exceeded for ${person}: ${used} bytes used today (${day} UTC) + ${bytes} for this query > ${dailyBytes} allowed (cap dailyBytes=${dailyBytes})`,
+      { cap: 'dailyBytes', limit: dailyBytes, used, requested: bytes, person, day },
+    );
   }
 
   /**
@@ -128,10 +195,7 @@ export class QueryGovernor implements QueryGovernorLike {
       }
       if (conflicts === 0) break;
     }
-    throw limitExceeded(
-      `max concurrent queries exceeded: ${person} already runs ${held} queries, ${maxConcurrent} allowed (cap maxConcurrent=${maxConcurrent}); retry when one finishes`,
-      { cap: 'maxConcurrent', limit: maxConcurrent, running: held, person },
-    );
+    throw this.tooManyRunning(person, held, maxConcurrent);
   }
 
   private lease(person: string, slot: number, leaseId: string, v: number): SlotLease {
@@ -168,10 +232,7 @@ export class QueryGovernor implements QueryGovernorLike {
       const used = Number(current?.data.bytes ?? 0);
       const queries = Number(current?.data.queries ?? 0);
       if (used + bytes > dailyBytes) {
-        throw limitExceeded(
-          `daily scanned-bytes budget exceeded for ${person}: ${used} bytes used today (${day} UTC) + ${bytes} for this query > ${dailyBytes} allowed (cap dailyBytes=${dailyBytes})`,
-          { cap: 'dailyBytes', limit: dailyBytes, used, requested: bytes, person, day },
-        );
+        throw this.overBudget(person, day, used, bytes, dailyBytes);
       }
       const next: CatalogItem = {
         ...key,

@@ -11,6 +11,17 @@ export type { MaterializedQuery } from './materializeQuery.js';
 export { formatRows, csvSink, jsonLinesSink } from './formatRows.js';
 export { encodeArrowIpc, arrowIpcSink } from './arrowIpc.js';
 export { QueryGovernor } from './QueryGovernor.js';
+export { CapSettings, mayChangeCaps } from './CapSettings.js';
+export {
+  CAP_CEILINGS,
+  CAP_KINDS,
+  CAP_NAMES,
+  checkCapValue,
+  checkCaps,
+  formatCapValue,
+  isCapName,
+  parseCapValue,
+} from './capValues.js';
 export { parquetFileStats } from './parquetFileStats.js';
 export type {
   EngineOptions,
@@ -30,3 +41,5 @@ export type {
 export type { RowFormat } from './formatRows.js';
 export type { BudgetUsage, QueryGovernorOptions, SlotLease } from './QueryGovernor.js';
 export type { DataFileStats } from './parquetFileStats.js';
+export type { CapScope, CapSettingsOptions, CapSource, EffectiveCaps } from './CapSettings.js';
+export type { CapName } from './capValues.js';

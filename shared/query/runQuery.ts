@@ -37,10 +37,24 @@ function parser(): Promise<DuckDBInstance> {
 
 const message = (e: unknown) => (e instanceof Error ? e.message : String(e));
 
-/** Parses `sql` with DuckDB's parser: exactly one statement, a SELECT. Returns its AST. */
+/**
+ * Parses `sql` with DuckDB's parser: exactly one statement, a SELECT. Returns its AST.
+ *
+ * One engine call in the common case: `json_serialize_sql` both parses and refuses every
+ * statement that is not a SELECT. Only when it refuses (or finds several statements) is
+ * the text split into statements as well, to say precisely what was wrong.
+ */
 async function parseSelect(sql: string, what: string): Promise<unknown> {
   const c = await (await parser()).connect();
   try {
+    const reader = await c.runAndReadAll('SELECT json_serialize_sql($sql::VARCHAR) AS ast', { sql });
+    const text = reader.getRowObjects()[0]?.ast;
+    const ast = JSON.parse(String(text)) as {
+      error?: boolean;
+      error_message?: string;
+      statements?: Array<{ node: unknown }>;
+    };
+    if (!ast.error && ast.statements?.length === 1) return ast.statements[0]?.node;
     let count: number;
     try {
       count = (await c.extractStatements(sql)).count;
@@ -52,22 +66,12 @@ async function parseSelect(sql: string, what: string): Promise<unknown> {
         statements: count,
       });
     }
-    const reader = await c.runAndReadAll('SELECT json_serialize_sql($sql::VARCHAR) AS ast', { sql });
-    const text = reader.getRowObjects()[0]?.ast;
-    const ast = JSON.parse(String(text)) as {
-      error?: boolean;
-      error_message?: string;
-      statements?: Array<{ node: unknown }>;
-    };
-    if (ast.error || !ast.statements || ast.statements.length !== 1) {
-      // json_serialize_sql serialises SELECT statements only: PRAGMA, SET, COPY, ATTACH,
-      // CALL, INSTALL, CREATE, DML… all end up here.
-      const first = /^\s*(\w+)/.exec(sql)?.[1]?.toUpperCase() ?? '?';
-      throw invalid(`only a read-only SELECT query is allowed; this statement (${first} …) is not a SELECT`, {
-        parser: ast.error_message,
-      });
-    }
-    return ast.statements[0]?.node;
+    // json_serialize_sql serialises SELECT statements only: PRAGMA, SET, COPY, ATTACH,
+    // CALL, INSTALL, CREATE, DML… all end up here.
+    const first = /^\s*(\w+)/.exec(sql)?.[1]?.toUpperCase() ?? '?';
+    throw invalid(`only a read-only SELECT query is allowed; this statement (${first} …) is not a SELECT`, {
+      parser: ast.error_message,
+    });
   } finally {
     c.closeSync();
   }
@@ -295,8 +299,8 @@ async function execute(
     throw invalid(`the query failed: ${message(e)}`, undefined, e);
   } finally {
     if (timer) clearTimeout(timer);
-    await db?.close();
-    await admission?.release();
+    // Independent: the engine's teardown and the slot's release (a store write) overlap.
+    await Promise.all([db?.close(), admission?.release()]);
   }
 }
 

@@ -83,19 +83,26 @@ function viewSql(spec: ViewSpec, maskKey: string): string {
 }
 
 /**
- * Opens a fresh in-memory DuckDB for one query, creates one view per snapshot table
- * (`"ns"."table"` over exactly its files, row filter in the view's WHERE, masked columns
- * replaced in the view), then locks it down BEFORE any user SQL runs:
- * `allowed_paths` = exactly the view files, `enable_external_access=false`,
- * `lock_configuration=true` (in that order: once locked nothing can be changed back).
- * Extensions are never auto-installed or auto-loaded. Spilling goes to a private temp
- * directory that `close()` removes.
+ * Opens a fresh in-memory DuckDB for one query, locks it down, then creates one view per
+ * snapshot table (`"ns"."table"` over exactly its files, row filter in the view's WHERE,
+ * masked columns replaced in the view). The lock-down comes FIRST, before any view (and
+ * so before any policy text such as a row filter) is bound: `allowed_paths` = exactly the
+ * view files, `allowed_directories` = the private spill directory,
+ * `enable_external_access=false`, `lock_configuration=true` (in that order: once locked
+ * nothing can be changed back). Extensions are never auto-installed or auto-loaded.
+ * Spilling goes to a private temp directory that `close()` removes.
+ *
+ * Cost: all settings go in one engine call and all schemas in another (each call is a hop
+ * through the addon's worker pool, which a busy machine makes expensive), and Parquet
+ * footers are cached for the life of the instance, so the footer a view reads when it is
+ * bound is not read again when the query runs (data files are immutable, so the cache
+ * cannot go stale).
  */
 export async function openSnapshotDatabase(
   views: readonly ViewSpec[],
   options: EngineOptions & {
     maskKey?: string;
-    /** Files (not yet existing) that trusted wrapper statements may write, e.g. a step's output. */
+    /** Files (not yet existing) that trusted wrapper statements may write, e.g. a pipeline step's output. */
     writablePaths?: readonly string[];
   } = {},
 ): Promise<SnapshotDatabase> {
@@ -110,6 +117,12 @@ export async function openSnapshotDatabase(
     if (ownTemp) await rm(tempDirectory, { recursive: true, force: true });
   };
   try {
+    const maskKey = options.maskKey ?? randomBytes(32).toString('hex');
+    // Built (and so validated: names, masks) before the engine is started.
+    const schemas = [...new Set(views.map((v) => splitName(v.table.name)[0]))];
+    const createSchemas = schemas.map((ns) => `CREATE SCHEMA IF NOT EXISTS ${quoteIdent(ns)}`).join(';\n');
+    const createViews = views.map((spec) => viewSql(spec, maskKey));
+    const files = [...new Set([...views.flatMap((v) => v.files.map((f) => f.path)), ...(options.writablePaths ?? [])])];
     instance = await DuckDBInstance.create(':memory:', {
       threads: String(threads),
       memory_limit: options.memoryLimit ?? '1GB',
@@ -118,15 +131,19 @@ export async function openSnapshotDatabase(
       autoload_known_extensions: 'false',
     });
     connection = await instance.connect();
-    const maskKey = options.maskKey ?? randomBytes(32).toString('hex');
-    const schemas = new Set(views.map((v) => splitName(v.table.name)[0]));
-    for (const ns of schemas) await connection.run(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(ns)}`);
-    for (const spec of views) await connection.run(viewSql(spec, maskKey));
-    const files = [...new Set([...views.flatMap((v) => v.files.map((f) => f.path)), ...(options.writablePaths ?? [])])];
-    await connection.run(`SET allowed_paths=[${files.map(quoteString).join(', ')}]`);
-    await connection.run(`SET allowed_directories=[${quoteString(tempDirectory)}]`);
-    await connection.run('SET enable_external_access=false');
-    await connection.run('SET lock_configuration=true');
+    await connection.run(
+      [
+        'SET parquet_metadata_cache=true',
+        `SET allowed_paths=[${files.map(quoteString).join(', ')}]`,
+        `SET allowed_directories=[${quoteString(tempDirectory)}]`,
+        'SET enable_external_access=false',
+        'SET lock_configuration=true',
+      ].join(';\n'),
+    );
+    // Each view is its own call: a view's text holds policy (a row filter), and one call
+    // per statement means no text of one can ever run as part of another.
+    if (createSchemas) await connection.run(createSchemas);
+    for (const statement of createViews) await connection.run(statement);
     return { connection, close };
   } catch (e) {
     await close();
