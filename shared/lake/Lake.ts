@@ -240,15 +240,12 @@ export class Lake {
   private async queryRequest(actor: Actor, options: QueryOptions) {
     const ref = options.ref ?? 'main';
     const snapshot = await this.catalog.snapshot(ref);
-    const tables: SnapshotTable[] = await Promise.all(
-      [...snapshot.tables.entries()].map(async ([name, { version }]) => ({
-        name,
-        schema: version.schema,
-        files: await Promise.all(
-          version.files.map(async (f) => ({ ...f, path: await this.stores.objects.localPath(f.key) })),
-        ),
-      })),
-    );
+    // Paths are resolved (on S3: downloaded) only for the files the query reads, after the caps checks.
+    const tables: SnapshotTable[] = [...snapshot.tables.entries()].map(([name, { version }]) => ({
+      name,
+      schema: version.schema,
+      files: version.files,
+    }));
     const engine = await queryEngine();
     // The person's caps (override ▸ lake ▸ default): an agent gets its person's caps.
     const { caps: configured } = await (await this.caps()).effective(actor.person);
@@ -263,6 +260,7 @@ export class Lake {
         caps,
         ...(options.params ? { params: options.params } : {}),
         governance: { governor: this.queryGovernor, person: actor.person },
+        resolvePath: (f: { key: string }) => this.stores.objects.localPath(f.key),
       },
     };
   }

@@ -1,6 +1,6 @@
 import { StatementType } from '@duckdb/node-api';
 import { invalid, isAirlockError, limitExceeded } from '../errors/index.js';
-import { checkBytes, checkCaps, plan } from './runQuery.js';
+import { checkBytes, checkCaps, plan, withPaths } from './runQuery.js';
 import { openSnapshotDatabase } from './snapshotDatabase.js';
 import { quoteString } from './sqlText.js';
 import type { QueryRequest, QueryStats } from './types.js';
@@ -37,7 +37,7 @@ export async function materializeQuery(req: QueryRequest, outPath: string): Prom
     : undefined;
   let timedOut = false;
   let timer: NodeJS.Timeout | undefined;
-  const db = await openSnapshotDatabase(p.views, {
+  const db = await openSnapshotDatabase(await withPaths(p.views, req.resolvePath), {
     ...req.engine,
     maskKey: req.policy?.maskKey,
     writablePaths: [outPath],

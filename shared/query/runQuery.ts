@@ -1,6 +1,6 @@
 import { type DuckDBConnection, DuckDBInstance, StatementType } from '@duckdb/node-api';
 import type { FieldType } from '../catalog/model.js';
-import { invalid, isAirlockError, limitExceeded } from '../errors/index.js';
+import { AirlockError, invalid, isAirlockError, limitExceeded } from '../errors/index.js';
 import { analyzeSelect, type Predicate, type ViewColumns } from './analyzeSql.js';
 import { jsonSafe } from './jsonValues.js';
 import { pruneFiles } from './pruneFiles.js';
@@ -168,6 +168,22 @@ function rowFilterPredicates(ast: unknown, view: string, types: ReadonlyMap<stri
 
 // ---------------------------------------------------------------------------------------
 
+/** The views with every file's local path, resolving (downloading) only the files they read. */
+export async function withPaths(views: ViewSpec[], resolvePath: QueryRequest['resolvePath']): Promise<ViewSpec[]> {
+  return Promise.all(
+    views.map(async (v) => ({
+      ...v,
+      files: await Promise.all(
+        v.files.map(async (f) => {
+          if (f.path !== undefined) return f;
+          if (!resolvePath) throw new AirlockError('INTERNAL', `snapshot file ${f.key} has no path and no resolver`);
+          return { ...f, path: await resolvePath(f) };
+        }),
+      ),
+    })),
+  );
+}
+
 export function checkBytes(req: QueryRequest, p: Plan): void {
   const { bytesScanned, filesScanned, filesPruned } = p.stats;
   if (bytesScanned > req.caps.maxBytesScanned) {
@@ -219,7 +235,10 @@ async function execute(
       { cap: 'timeoutMs', limit: req.caps.timeoutMs },
     );
   try {
-    db = await openSnapshotDatabase(p.views, { ...req.engine, maskKey: req.policy?.maskKey });
+    db = await openSnapshotDatabase(await withPaths(p.views, req.resolvePath), {
+      ...req.engine,
+      maskKey: req.policy?.maskKey,
+    });
     const connection: DuckDBConnection = db.connection;
     const remaining = req.caps.timeoutMs - (performance.now() - started);
     if (remaining <= 0) throw timeoutError();

@@ -24,6 +24,11 @@ export interface SnapshotDatabase {
 
 const RESERVED_SCHEMAS = new Set(['information_schema', 'pg_catalog', 'temp', 'system']);
 
+function pathOf(file: SnapshotFile): string {
+  if (file.path === undefined) throw invalid(`snapshot file ${file.key} has no local path`);
+  return file.path;
+}
+
 function splitName(name: string): [string, string] {
   const parts = name.split('.');
   if (parts.length !== 2 || !parts[0] || !parts[1]) throw invalid(`table name '${name}' is not ns.table`);
@@ -74,7 +79,7 @@ function viewSql(spec: ViewSpec, maskKey: string): string {
       .join(', ');
     return `CREATE VIEW ${target} AS SELECT ${empty || '1 AS "_"'} WHERE false`;
   }
-  const paths = spec.files.map((f) => quoteString(f.path)).join(', ');
+  const paths = spec.files.map((f) => quoteString(pathOf(f))).join(', ');
   // Files written before a column was added lack it: read them by name (missing = NULL).
   const uniform = spec.files.every((f) => spec.table.schema.fields.every((c) => f.columns[c.name] !== undefined));
   const source = `read_parquet([${paths}]${uniform ? '' : ', union_by_name = true'})`;
@@ -122,7 +127,7 @@ export async function openSnapshotDatabase(
     const schemas = [...new Set(views.map((v) => splitName(v.table.name)[0]))];
     const createSchemas = schemas.map((ns) => `CREATE SCHEMA IF NOT EXISTS ${quoteIdent(ns)}`).join(';\n');
     const createViews = views.map((spec) => viewSql(spec, maskKey));
-    const files = [...new Set([...views.flatMap((v) => v.files.map((f) => f.path)), ...(options.writablePaths ?? [])])];
+    const files = [...new Set([...views.flatMap((v) => v.files.map(pathOf)), ...(options.writablePaths ?? [])])];
     instance = await DuckDBInstance.create(':memory:', {
       threads: String(threads),
       memory_limit: options.memoryLimit ?? '1GB',

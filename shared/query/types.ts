@@ -15,8 +15,12 @@ export interface SnapshotTable {
 
 /** A data file of a snapshot table: manifest entry (with stats) plus a local path. */
 export type SnapshotFile = DataFile & {
-  /** Local file path of the Parquet file. */
-  path: string;
+  /**
+   * Local file path of the Parquet file. May be left out when the request gives
+   * `resolvePath`: then only files that survive pruning and the caps are resolved (on S3,
+   * downloaded), after the checks — a refused query touches no data file.
+   */
+  path?: string;
 };
 
 /**
@@ -101,6 +105,8 @@ export interface QueryRequest {
   engine?: EngineOptions;
   /** Prune files by min/max stats (default true). `false` reads every file: for comparisons and debugging. */
   pruning?: boolean;
+  /** Local path of a file given without `path`; called only for files the query will read. */
+  resolvePath?: (file: DataFile) => Promise<string>;
   /** Concurrency slots and the daily budget of the person behind the query, when given. */
   governance?: { governor: QueryGovernorLike; person: string };
 }
