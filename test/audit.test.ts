@@ -481,6 +481,7 @@ describe.each(backends)('AuditLog on $name', (backend) => {
     expect(seqs(await audit.log({ action: 'merge', since: entries[14]?.time as string }))).toEqual([30, 25, 20, 15]);
     expect(seqs(await audit.log({ action: 'mer*', outcome: 'ok', limit: 2 }))).toEqual([30, 25]);
     expect(seqs(await audit.log({ outcome: 'denied' }))).toEqual([28, 21, 14, 7]);
+    await expect(audit.log({ since: 'not a time' })).rejects.toThrow(/since is not a time/);
   });
 
   // ------------------------------------------------------------------ the tamper matrix
@@ -501,6 +502,16 @@ describe.each(backends)('AuditLog on $name', (backend) => {
     expect(problem).toMatchObject({ kind: 'altered', seq: 7 });
     expect(problem.message).toContain('entry 7 was altered and its hash recomputed');
     expect(problem.message).toContain('entry 8 records');
+  });
+
+  it('detects an anchored entry that was edited with its hash recomputed as altered, not truncated', async () => {
+    const { audit, partition, key, read } = await chain(20);
+    const forged = { ...(await read(10)), target: 'elsewhere' } as Record<string, unknown>;
+    forged.hash = entryHash(forged);
+    await env.raw.write(partition, key(10), forged);
+    const problem = failed(await audit.verify());
+    expect(problem).toMatchObject({ kind: 'altered', seq: 10 });
+    expect(problem.message).toContain('it matches neither its anchor');
   });
 
   it('detects a deleted entry and names the missing seq', async () => {

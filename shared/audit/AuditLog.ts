@@ -254,7 +254,9 @@ export class AuditLog {
   async log(query: AuditLogQuery = {}): Promise<AuditEntry[]> {
     const limit = query.limit ?? 50;
     if (!Number.isSafeInteger(limit) || limit < 1) throw invalid(`limit must be a positive whole number, got ${limit}`);
-    const since = query.since === undefined ? undefined : new Date(query.since).toISOString();
+    const sinceDate = query.since === undefined ? undefined : new Date(query.since);
+    if (sinceDate && Number.isNaN(sinceDate.getTime())) throw invalid(`since is not a time: '${String(query.since)}'`);
+    const since = sinceDate?.toISOString();
     const action = query.action;
     const matchAction =
       action === undefined
