@@ -2,7 +2,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { airlock, tempDir } from './support/cli.js';
-import { EMULATOR_CREDENTIALS, uniqueName } from './support/emulators.js';
+import { awsBackendEnv } from './support/emulators.js';
 import { useEmulators } from './support/useEmulators.js';
 
 /** The same CLI contract with AIRLOCK_BACKEND=aws against DynamoDB Local and s3rver. */
@@ -12,16 +12,7 @@ describe('the CLI on the AWS backend (DynamoDB Local + s3rver)', () => {
 
   beforeAll(async () => {
     const emulators = await useEmulators();
-    env = {
-      AIRLOCK_BACKEND: 'aws',
-      AIRLOCK_DYNAMODB_TABLE: uniqueName('airlock-cli'),
-      AIRLOCK_BUCKET: uniqueName('airlock-cli').toLowerCase(),
-      AWS_ENDPOINT_URL_DYNAMODB: emulators.dynamoEndpoint,
-      AWS_ENDPOINT_URL_S3: emulators.s3Endpoint,
-      AWS_ACCESS_KEY_ID: EMULATOR_CREDENTIALS.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: EMULATOR_CREDENTIALS.secretAccessKey,
-      AWS_REGION: 'us-east-1',
-    };
+    env = awsBackendEnv(emulators, 'airlock-cli');
   }, 300_000);
 
   it('init creates the table and bucket, then every command works end to end', async () => {

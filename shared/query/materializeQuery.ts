@@ -1,6 +1,5 @@
-import { StatementType } from '@duckdb/node-api';
 import { invalid, isAirlockError, limitExceeded } from '../errors/index.js';
-import { checkBytes, checkCaps, plan, withPaths } from './runQuery.js';
+import { checkBytes, checkCaps, plan, prepareSelect, withPaths } from './runQuery.js';
 import { openSnapshotDatabase } from './snapshotDatabase.js';
 import { quoteString } from './sqlText.js';
 import type { QueryRequest, QueryStats } from './types.js';
@@ -59,22 +58,7 @@ export async function materializeQuery(req: QueryRequest, outPath: string): Prom
       },
       Math.max(1, req.caps.timeoutMs - (performance.now() - started)),
     );
-    let check: Awaited<ReturnType<typeof connection.prepare>>;
-    try {
-      check = await connection.prepare(req.sql);
-    } catch (e) {
-      throw invalid(`the query does not bind: ${message(e)}`, undefined, e);
-    }
-    if (check.statementType !== StatementType.SELECT) throw invalid('only a read-only SELECT query is allowed');
-    const values: Record<string, string | number | boolean | null> = {};
-    for (let i = 1; i <= check.parameterCount; i++) {
-      const name = check.parameterName(i);
-      const value = req.params?.[name];
-      if (value === undefined) {
-        throw invalid(`missing parameter $${name}: pass it with --param ${name}=…`, { parameter: name });
-      }
-      values[name] = value;
-    }
+    const { values } = await prepareSelect(connection, req);
     // The text was just proven to be one complete SELECT; the newline ends any trailing comment.
     const copy = await connection.prepare(
       `COPY (${req.sql.replace(/;\s*$/, '')}\n) TO ${quoteString(outPath)} (FORMAT parquet, COMPRESSION uncompressed)`,

@@ -168,6 +168,36 @@ function rowFilterPredicates(ast: unknown, view: string, types: ReadonlyMap<stri
 
 // ---------------------------------------------------------------------------------------
 
+/**
+ * Prepares the user's SQL on the locked connection: the engine's own statement type must
+ * be SELECT (a second opinion after the parser), and every `$name` must have a value.
+ */
+export async function prepareSelect(
+  connection: DuckDBConnection,
+  req: Pick<QueryRequest, 'sql' | 'params'>,
+): Promise<{
+  prepared: Awaited<ReturnType<DuckDBConnection['prepare']>>;
+  values: Record<string, string | number | boolean | null>;
+}> {
+  let prepared: Awaited<ReturnType<DuckDBConnection['prepare']>>;
+  try {
+    prepared = await connection.prepare(req.sql);
+  } catch (e) {
+    throw invalid(`the query does not bind: ${message(e)}`, undefined, e);
+  }
+  if (prepared.statementType !== StatementType.SELECT) throw invalid('only a read-only SELECT query is allowed');
+  const values: Record<string, string | number | boolean | null> = {};
+  for (let i = 1; i <= prepared.parameterCount; i++) {
+    const name = prepared.parameterName(i);
+    const value = req.params?.[name];
+    if (value === undefined) {
+      throw invalid(`missing parameter $${name}: pass it with --param ${name}=…`, { parameter: name });
+    }
+    values[name] = value;
+  }
+  return { prepared, values };
+}
+
 /** The views with every file's local path, resolving (downloading) only the files they read. */
 export async function withPaths(views: ViewSpec[], resolvePath: QueryRequest['resolvePath']): Promise<ViewSpec[]> {
   return Promise.all(
@@ -247,22 +277,7 @@ async function execute(
       connection.interrupt();
     }, remaining);
 
-    let prepared: Awaited<ReturnType<typeof connection.prepare>>;
-    try {
-      prepared = await connection.prepare(req.sql);
-    } catch (e) {
-      throw invalid(`the query does not bind: ${message(e)}`, undefined, e);
-    }
-    // Second opinion of the engine itself on the bound statement.
-    if (prepared.statementType !== StatementType.SELECT) throw invalid('only a read-only SELECT query is allowed');
-    const values: Record<string, string | number | boolean | null> = {};
-    for (let i = 1; i <= prepared.parameterCount; i++) {
-      const name = prepared.parameterName(i);
-      const value = req.params?.[name];
-      if (value === undefined)
-        throw invalid(`missing parameter $${name}: pass it with --param ${name}=…`, { parameter: name });
-      values[name] = value;
-    }
+    const { prepared, values } = await prepareSelect(connection, req);
     if (prepared.parameterCount > 0) prepared.bind(values);
 
     const result = await prepared.stream();

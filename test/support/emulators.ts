@@ -106,6 +106,20 @@ export function s3ClientFor(endpoint: string): S3Client {
   });
 }
 
+/** The environment that points the `airlock` CLI's AWS backend at the emulators, with a fresh table and bucket. */
+export function awsBackendEnv(endpoints: EmulatorEndpoints, prefix: string): NodeJS.ProcessEnv {
+  return {
+    AIRLOCK_BACKEND: 'aws',
+    AIRLOCK_DYNAMODB_TABLE: uniqueName(prefix),
+    AIRLOCK_BUCKET: uniqueName(prefix).toLowerCase(),
+    AWS_ENDPOINT_URL_DYNAMODB: endpoints.dynamoEndpoint,
+    AWS_ENDPOINT_URL_S3: endpoints.s3Endpoint,
+    AWS_ACCESS_KEY_ID: EMULATOR_CREDENTIALS.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: EMULATOR_CREDENTIALS.secretAccessKey,
+    AWS_REGION: 'us-east-1',
+  };
+}
+
 /** Starts DynamoDB Local (in memory, shared database) on a free port and waits until it answers. */
 export async function startDynamoDbLocal(): Promise<{ endpoint: string; stop(): Promise<void> }> {
   assertJava();
