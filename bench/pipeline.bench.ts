@@ -15,6 +15,7 @@
  * median; target ≤ 150 ms) and throughput of N rows through a pass-through step (rows/s,
  * in-process ÷ sandbox; target ≥ 0.5×). Writes bench/results/pipeline.md.
  */
+import { spawnSync } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -107,6 +108,14 @@ try {
     for (const kind of ['sandbox', 'in-process'] as const) over[kind]?.push(await stepTime(kind, 'empty'));
   }
   const overhead = median(over.sandbox ?? []) - median(over['in-process'] ?? []);
+  // Context: what starting a bare Node process costs on this machine (the floor of any per-process sandbox).
+  const bare: number[] = [];
+  for (let i = 0; i < RUNS; i++) {
+    const t = performance.now();
+    spawnSync(process.execPath, ['-e', '0']);
+    bare.push(performance.now() - t);
+  }
+  const bareNode = median(bare);
   console.log(
     `empty step: sandbox ${ms(median(over.sandbox ?? []))}, in-process ${ms(median(over['in-process'] ?? []))}`,
   );
@@ -122,6 +131,7 @@ try {
     '| measure | in-process | sandbox | result | target |',
     '|---|---|---|---|---|',
     `| per-step overhead, empty input (median of ${RUNS}, interleaved) | ${ms(median(over['in-process'] ?? []))} | ${ms(median(over.sandbox ?? []))} | ${ms(overhead)} | ≤ 150 ms ${overhead <= 150 ? '(met)' : '(**missed**)'} |`,
+    `| bare \`node -e 0\` spawn on this machine (median of ${RUNS}) — the floor of a process-per-step sandbox | — | ${ms(bareNode)} | sandbox overhead beyond it: ${ms(overhead - bareNode)} | — |`,
     `| ${ROWS.toLocaleString()} rows through a pass-through step (read from the lake, step, write Parquet) | ${ms(big['in-process'] as number)} (${rate(big['in-process'] as number)}) | ${ms(big.sandbox as number)} (${rate(big.sandbox as number)}) | ${ratio.toFixed(2)}× | ≥ 0.5× ${ratio >= 0.5 ? '(met)' : '(**missed**)'} |`,
   ];
   console.log(`\n${table.join('\n')}`);
