@@ -119,8 +119,9 @@ describe('runQuery', () => {
     });
   });
 
-  it('refuses from manifest stats, before execution and fast, a query over maxBytesScanned', async () => {
-    // A huge fake manifest: 20 000 files that do not even exist. Nothing may be opened.
+  it('refuses from manifest stats, before execution, a query over maxBytesScanned', async () => {
+    // A huge fake manifest: 20 000 files that do not even exist: had anything been opened or
+    // executed, the error would be an I/O error, not the cap. (Speed is measured in bench/query.)
     const huge: SnapshotTable = {
       name: 'big.events',
       schema: { fields: [field('id', 'Int64')] },
@@ -132,19 +133,15 @@ describe('runQuery', () => {
         columns: { id: { min: i * 1_000_000, max: i * 1_000_000 + 999_999, nulls: 0 } },
       })),
     };
-    await runQuery(req('SELECT 1 AS warm')); // warm the shared parser
-    const started = performance.now();
     const error = await runQuery({
       sql: 'SELECT count(*) FROM big.events',
       tables: [huge],
       caps: { ...TEST_CAPS, maxBytesScanned: 10 ** 9 },
     }).catch((e) => e);
-    const elapsed = performance.now() - started;
     expect(error).toMatchObject({ code: 'LIMIT_EXCEEDED' });
     expect(error.message).toMatch(
       /max bytes scanned exceeded: the query would scan 2000000000000 bytes in 20000 files.*maxBytesScanned=1000000000/,
     );
-    expect(elapsed).toBeLessThan(100);
   });
 
   it('interrupts a query that runs past timeoutMs', async () => {
