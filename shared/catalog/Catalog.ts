@@ -2,11 +2,11 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { AirlockError, conflict, denied, invalid, isConflict, notFound } from '../errors/index.js';
 import type { CatalogItem, CatalogStore, ObjectStore, WriteOp } from '../store/ports.js';
 import { MAX_TRANSACTION_ITEMS } from '../store/ports.js';
-import { BranchLog, logPk, monotonicTime, registryKey } from './branchLog.js';
+import { BranchLog, logPk, monotonicTime, registryKey, syncKey } from './branchLog.js';
 import { sha256Hex } from './canonical.js';
 import { type TableDiff, diffTrees } from './diffTrees.js';
-import { Documents, type PreparedDoc } from './documents.js';
-import { type BranchHead, syncItems, syncedBase, walkMergeBase } from './mergeBase.js';
+import { Documents, docPut, itemsOf, type PreparedDoc } from './documents.js';
+import { type BranchHead, type SyncedBase, syncItems, validSyncPoint, walkMergeBase } from './mergeBase.js';
 import { type TableConflict, mergeTrees, sameSchema } from './mergeTrees.js';
 import type {
   Actor,
@@ -125,7 +125,38 @@ export interface CatalogOptions {
   validator?: ConstraintValidator;
   /** Optimistic-append attempts before giving up with CONFLICT. */
   maxAttempts?: number;
+  /**
+   * How commits and reverts reach the store (merges and branch changes are always one
+   * transaction):
+   * - `'inline'`: ONE conditional put of the log item, which carries the new documents
+   *   inline; their own items are written right behind it (see {@link Catalog}).
+   * - `'transaction'`: ONE transaction of the document items and the log item.
+   * Default: `'inline'` on a remote store (`store.remote`, DynamoDB), where every request
+   * is a round trip; `'transaction'` embedded, where one local transaction is one fsync.
+   */
+  writes?: 'inline' | 'transaction';
 }
+
+/** Writes that make commits' documents exist as items, and the commits they cover. */
+interface Durability {
+  ops: WriteOp[];
+  commits: string[];
+}
+const DURABLE: Durability = { ops: [], commits: [] };
+
+/** A resolved ref plus, when the ref was read through a log event, that event (with its inline documents). */
+interface Located extends ResolvedRef {
+  event?: BranchEvent;
+}
+
+/** Where a write starts: a head to prepare against, and whether it was read by this call (not remembered). */
+interface Start {
+  head: BranchEvent | undefined;
+  fresh: boolean;
+}
+
+const isLive = (event: BranchEvent | undefined): event is BranchEvent =>
+  event !== undefined && event.type !== 'delete' && event.commit !== null;
 
 const EMPTY_TREE: Tree = { tables: {} };
 const tagKey = (name: string) => ({ pk: 'tags', sk: name });
@@ -142,10 +173,40 @@ export interface LakeSettings {
  * Invariants kept here:
  * - a branch head only moves by a conditional append to its log (see `BranchLog`), and a
  *   merge appends the merge event and its sync records in ONE transaction;
- * - documents (table versions, trees, commits) are written before the event that makes
- *   them reachable, so a crash leaves at most unreferenced documents;
+ * - a commit is readable from the moment its log item exists: the item carries the
+ *   documents its event introduced (commit, tree, new table versions) inline when they
+ *   are small (≤ 64 KiB), and every log read primes the document cache with them;
+ * - the documents of every event that is NOT its branch's head exist as items, and so do
+ *   those of every commit anything else points at (a branch created from it, a tag, a
+ *   merge source, a sync record). Only a head may lean on its inline copy;
  * - resolving a ref, reading a head and finding a merge base between synced branches
  *   take a bounded number of store reads, whatever the history length.
+ *
+ * The write protocol that keeps the second invariant without a transaction per commit
+ * (the `'inline'` writes of a remote store):
+ *
+ *   commit n+1 on a branch whose head is event n
+ *   1. is n's documents known durable here? (this process wrote them and saw the puts
+ *      succeed — awaiting its own write if still in flight — or re-wrote them)
+ *      yes → ONE `PutItem` of log item n+1, `attribute_not_exists`, documents inline
+ *      no  → ONE transaction: re-put n's documents from n's inline copy + that append
+ *   2. once the append landed, commit() returns; the documents' own items are written
+ *      right behind it (idempotent puts), and the next append of this process awaits them.
+ *
+ * A crash between 1 and 2 leaves a head whose items are missing but which is fully
+ * readable through its log item; the next writer, in any process, re-puts them before it
+ * appends (1, "no"). Anything that makes a commit reachable from elsewhere (branch create,
+ * tag, merge, sync record) first makes its documents durable the same way. Until its
+ * items land, a just-made commit is found by id only in the process that made it (or
+ * read its branch); {@link flush} waits for them, and closing the store does too.
+ * Documents too big to inline are written as items before the event, as are all
+ * documents of a merge (inside its one transaction).
+ *
+ * Heads are remembered per process (log items never change), so in the steady state of
+ * one long-lived writer a commit does no read and one `PutItem`. A remembered head may be
+ * stale: then the conditional append fails and the writer reads the head and tries again
+ * (`withRetries`), and an outcome that writes nothing (a conflict, a refusal, a dry run)
+ * is only ever reported against a head read from the store.
  */
 export class Catalog {
   readonly docs: Documents;
@@ -153,6 +214,12 @@ export class Catalog {
   private readonly now: () => Date;
   private readonly validator: ConstraintValidator | undefined;
   private readonly maxAttempts: number;
+  private readonly writes: 'inline' | 'transaction';
+  /**
+   * Sync points this process wrote or read. A stale copy is harmless: it is checked
+   * against the heads' counters, which any newer record would have changed (`SyncPoint`).
+   */
+  private readonly syncs = new Map<string, CatalogItem>();
   private settings: LakeSettings | undefined;
 
   constructor(
@@ -161,10 +228,21 @@ export class Catalog {
     options: CatalogOptions = {},
   ) {
     this.docs = new Documents(store, objects);
-    this.log = new BranchLog(store);
+    this.log = new BranchLog(store, this.docs);
     this.now = options.now ?? (() => new Date());
     this.validator = options.validator;
     this.maxAttempts = options.maxAttempts ?? 60;
+    this.writes = options.writes ?? (store.remote ? 'inline' : 'transaction');
+  }
+
+  /**
+   * Waits until the document items of every commit this instance made have been written
+   * (on a remote store they are written right behind the commit's log item). Commits are
+   * readable through their branch before that; call it before handing a commit id to a
+   * process that looks it up by id alone. Closing a DynamoDB store also waits for them.
+   */
+  async flush(): Promise<void> {
+    await this.docs.flush();
   }
 
   // ---------------------------------------------------------------- lake
@@ -208,6 +286,8 @@ export class Catalog {
         { op: 'put', item: { ...registryKey('main'), data: { name: 'main', created: time } } },
         { op: 'put', item: { ...CONFIG_KEY, v: 1, data: { ...settings } }, condition: { kind: 'absent' } },
       ]);
+      this.docs.markDurable([root.id]);
+      this.log.remember(event);
       return { created: true, head: root.id };
     } catch (e) {
       if (!isConflict(e)) throw e;
@@ -240,8 +320,12 @@ export class Catalog {
 
   /** The current head event of a live branch; NOT_FOUND otherwise. One read. */
   async head(branch: string): Promise<BranchEvent> {
-    const event = await this.log.last(branch);
-    if (!event || event.type === 'delete' || event.commit === null) {
+    return this.live(branch, await this.log.last(branch));
+  }
+
+  /** `event` when it is a live head of `branch`; NOT_FOUND otherwise. */
+  private live(branch: string, event: BranchEvent | undefined): BranchEvent {
+    if (!isLive(event)) {
       throw notFound(
         `unknown branch '${branch}'${event ? ' (it was deleted; `airlock branch restore` brings it back)' : ''}`,
         {
@@ -258,10 +342,17 @@ export class Catalog {
    * boundary crossed by `~N` (never one per commit).
    */
   async resolve(ref: string): Promise<ResolvedRef> {
+    const { event: _event, ...resolved } = await this.locate(ref);
+    return resolved;
+  }
+
+  /** {@link resolve}, keeping the log event the commit was read through (for its inline documents). */
+  private async locate(ref: string): Promise<Located> {
     const parsed = parseRef(ref);
     const branchEvent = await this.log.last(parsed.base);
     let commitId: string | undefined;
     let branch: BranchHead | undefined;
+    let event: BranchEvent | undefined;
     if (branchEvent && (branchEvent.type !== 'delete' || parsed.at)) {
       if (branchEvent.type !== 'delete') branch = { name: parsed.base, event: branchEvent };
       if (parsed.at) {
@@ -270,8 +361,10 @@ export class Catalog {
           throw notFound(`branch '${parsed.base}' had no head at ${parsed.at}`, { ref });
         }
         commitId = past.commit;
+        event = past;
       } else {
         commitId = branchEvent.commit as string;
+        event = branchEvent;
       }
     } else if (parsed.at) {
       throw invalid(`'${ref}': @<time> applies to branches only, and '${parsed.base}' is not a branch`);
@@ -282,8 +375,16 @@ export class Catalog {
     }
     if (!commitId) throw notFound(`unknown ref '${ref}': not a branch, tag or commit`, { ref });
     let commit = await this.docs.getCommit(commitId);
-    if (parsed.back > 0) commit = await this.ancestor(commit, parsed.back, ref);
-    return { commit, ...(branch ? { branch } : {}), isHead: !parsed.at && parsed.back === 0 && !!branch };
+    if (parsed.back > 0) {
+      commit = await this.ancestor(commit, parsed.back, ref);
+      event = undefined;
+    }
+    return {
+      commit,
+      ...(branch ? { branch } : {}),
+      isHead: !parsed.at && parsed.back === 0 && !!branch,
+      ...(event ? { event } : {}),
+    };
   }
 
   /**
@@ -323,8 +424,10 @@ export class Catalog {
   /** Creates a branch at a ref. O(1): copies no data. */
   async createBranch(name: string, from: string, actor: Actor): Promise<BranchEvent> {
     validateRefName('branch', name);
-    const source = await this.resolve(from);
-    const previous = await this.log.last(name);
+    const previousRead = this.log.last(name);
+    previousRead.catch(() => undefined);
+    const source = await this.locate(from);
+    const previous = await previousRead;
     if (previous && previous.type !== 'delete') {
       throw conflict(`branch '${name}' already exists`, { branch: name });
     }
@@ -349,14 +452,15 @@ export class Catalog {
     if (source.branch && source.branch.name !== name) {
       const other = source.branch.event;
       for (const item of syncItems(
-        source.commit.id,
+        source.commit,
         { name, incarnation: seq, imports: 0 },
         { name: source.branch.name, incarnation: other.incarnation, imports: other.imports },
       )) {
         ops.push({ op: 'put', item });
       }
     }
-    await this.appendOrConflict(name, ops, event, `branch '${name}' was created concurrently`);
+    const needs = await this.durability(source.commit, source.event);
+    await this.appendOrConflict(name, ops, event, `branch '${name}' was created concurrently`, needs);
     return event;
   }
 
@@ -382,6 +486,8 @@ export class Catalog {
       ],
       event,
       `branch '${name}' moved while being deleted`,
+      // the head stops being the head: its documents must exist as items
+      await this.durability(head.commit as string, head),
     );
     return event;
   }
@@ -411,7 +517,10 @@ export class Catalog {
   /** Creates an immutable tag. */
   async createTag(name: string, ref: string, actor: Actor): Promise<{ name: string; commit: string }> {
     validateRefName('tag', name);
-    const { commit } = await this.resolve(ref);
+    const { commit, event } = await this.locate(ref);
+    const needs = await this.durability(commit, event);
+    await this.writeDocs(needs.ops);
+    this.docs.markDurable(needs.commits);
     try {
       await this.store.put(
         { ...tagKey(name), data: { name, commit: commit.id, time: this.now().toISOString(), actor: { ...actor } } },
@@ -498,11 +607,12 @@ export class Catalog {
   }
 
   /**
-   * Applies table changes to a branch as one commit. Optimistic: it reads the head,
-   * builds the new tree, and appends conditionally; when another writer won, it re-reads
-   * and re-applies. Appends always re-apply (they commute); `put` and `drop` re-apply only
-   * if their table is still at the version they were prepared against, else CONFLICT
-   * naming the table. Protected branches refuse direct commits.
+   * Applies table changes to a branch as one commit. Optimistic: it takes the head (the
+   * one this process last saw, else one read), builds the new tree, and appends
+   * conditionally; when another writer won, it re-reads and re-applies. Appends always
+   * re-apply (they commute); `put` and `drop` re-apply only if their table is still at the
+   * version they were prepared against, else CONFLICT naming the table. Protected
+   * branches refuse direct commits.
    */
   async commit(branch: string, changes: TableChange[], options: CommitOptions): Promise<CommitResult> {
     if (changes.length === 0) throw invalid('nothing to commit');
@@ -510,8 +620,9 @@ export class Catalog {
     if (new Set(changes.map((c) => c.table)).size !== changes.length) {
       throw invalid('a commit changes each table at most once');
     }
+    const start = this.startHead(branch);
     await this.assertNotProtected(branch);
-    return this.withRetries(branch, async (head, attempt) => {
+    return this.withRetries(branch, await start, async (head, attempt) => {
       const parent = await this.docs.getCommit(head.commit as string);
       const tree = await this.treeOf(parent);
       const currentIds = changes.map((c) => tree.tables[c.table]).filter((x): x is string => !!x);
@@ -535,6 +646,7 @@ export class Catalog {
         parents: [parent.id],
         options,
         attempt,
+        inlineable: true,
       });
     });
   }
@@ -603,23 +715,59 @@ export class Catalog {
   }
 
   /**
+   * Where a write to `branch` starts: the head this process last saw (no read), else a
+   * read of the head, begun at once so it overlaps the caller's other reads.
+   */
+  private startHead(branch: string): Promise<Start> {
+    const remembered = this.log.cached(branch);
+    const start = isLive(remembered)
+      ? Promise.resolve({ head: remembered, fresh: false })
+      : this.log.last(branch).then((head) => ({ head, fresh: true }));
+    start.catch(() => undefined); // awaited later, maybe after the caller failed first
+    return start;
+  }
+
+  /**
    * Runs one optimistic attempt after another until the conditional append lands.
    * `attempt` builds the event and its writes against the given head; a CONFLICT on the
-   * log append means another writer won, so we re-read and try again with backoff.
+   * log append means another writer won (or the remembered head was stale), so we re-read
+   * and try again, with backoff when the head we lost on was read from the store.
+   *
+   * An attempt prepared against a remembered head that fails without writing (a table
+   * conflict, NOT_FOUND, a dry run's report…) is re-run against the head read from the
+   * store when that differs, so such outcomes always describe the current head.
    */
   private async withRetries(
     branch: string,
+    start: Start,
     attempt: (head: BranchEvent, n: number) => Promise<PreparedEvent>,
   ): Promise<CommitResult> {
-    for (let n = 1; n <= this.maxAttempts; n++) {
-      const head = await this.head(branch);
-      const prepared = await attempt(head, n);
+    let { head, fresh } = start;
+    for (let n = 1; n <= this.maxAttempts; ) {
+      if (!isLive(head)) {
+        head = fresh ? this.live(branch, head) : await this.head(branch);
+        fresh = true;
+      }
+      let prepared: PreparedEvent;
       try {
-        await this.writeEvent(prepared);
+        prepared = await attempt(head, n);
+      } catch (e) {
+        if (fresh) throw e;
+        const current = await this.head(branch);
+        if (current.seq === head.seq) throw e;
+        head = current;
+        fresh = true;
+        continue;
+      }
+      try {
+        await this.writeEvent(prepared, head);
         return { commit: prepared.commit, branch, seq: prepared.event.seq, attempts: n };
       } catch (e) {
         if (!(isConflict(e) && e.details.pk === logPk(branch))) throw e;
-        await sleep(Math.random() * Math.min(200, 5 * 2 ** Math.min(n, 6)));
+        if (fresh) await sleep(Math.random() * Math.min(200, 5 * 2 ** Math.min(n, 6)));
+        head = undefined;
+        fresh = false;
+        n += 1;
       }
     }
     throw conflict(`branch '${branch}' kept moving: gave up after ${this.maxAttempts} attempts`, { branch });
@@ -637,6 +785,10 @@ export class Catalog {
       attempt: number;
       extraOps?: (commit: Commit, event: BranchEvent) => WriteOp[];
       info?: Record<string, unknown>;
+      /** Writes making the other commits this event points at durable (a merge source). */
+      needs?: Durability;
+      /** True when the documents may travel inline in the log item (commits, reverts). */
+      inlineable: boolean;
     },
   ): Promise<PreparedEvent> {
     const treeDoc = await this.docs.prepareTree(tree);
@@ -674,34 +826,128 @@ export class Catalog {
       commit,
       docs: [...docs, treeDoc, this.docs.prepareCommit(commit)],
       extra: spec.extraOps?.(commit, event) ?? [],
+      needs: spec.needs ?? DURABLE,
+      inlineable: spec.inlineable,
     };
   }
 
   /**
-   * Writes documents, then the event, atomically where it fits: when everything fits in
-   * one transaction it is one round trip; otherwise the (content-addressed, idempotent)
-   * documents go first and the event with its sync records is the one transaction.
+   * The writes that make a commit's documents exist as items, to go before (or in the same
+   * transaction as) anything that points at the commit from outside its own log item.
+   * Nothing when this process knows they exist; otherwise the puts of the inline copy in
+   * the log item that introduced the commit — `event` when given, else one read of the
+   * item at the commit's origin.
    */
-  private async writeEvent(p: PreparedEvent): Promise<void> {
-    const control: WriteOp[] = [BranchLog.appendOp(p.event), ...p.extra];
-    const token = sha256Hex(`${p.event.branch}:${p.event.seq}:${p.event.commit}`).slice(0, 32);
-    const docOps = p.docs.map((d) => d.op);
-    if (docOps.length + control.length <= MAX_TRANSACTION_ITEMS) {
-      await this.store.transact([...docOps, ...control], token);
-      return;
+  private async durability(commit: Commit | string, event?: BranchEvent): Promise<Durability> {
+    const id = typeof commit === 'string' ? commit : commit.id;
+    if (this.docs.isDurable(id) || (await this.docs.settled(id)) === true) return DURABLE;
+    let introducing = event?.commit === id ? event : undefined;
+    if (!introducing && typeof commit !== 'string') {
+      const origin = await this.log.at(commit.origin.branch, commit.origin.seq);
+      if (origin?.commit === id) introducing = origin;
     }
-    for (let i = 0; i < docOps.length; i += MAX_TRANSACTION_ITEMS) {
-      await this.store.transact(docOps.slice(i, i + MAX_TRANSACTION_ITEMS));
+    const inline = introducing && this.log.inlineDocs(introducing);
+    if (!inline) {
+      // No inline copy: the documents were written as items before the event that made
+      // the commit reachable (too big to inline, a merge, or a branch made from it).
+      if (introducing) this.docs.markDurable([id]);
+      return DURABLE;
     }
-    await this.store.transact(control, token);
+    return { ops: inline.map(docPut), commits: [id] };
   }
 
-  private async appendOrConflict(branch: string, ops: WriteOp[], event: BranchEvent, message: string): Promise<void> {
+  /**
+   * Writes an event: the head it replaces (and any commit it points at) made durable
+   * first or in the same request, then the append. Inline writes: ONE conditional put of
+   * the log item with the documents inline — a transaction only when the old head's
+   * documents must be re-put with it — then the document items behind it. Transaction
+   * writes: ONE transaction of everything when it fits, else the (idempotent) documents
+   * first and then the event with its sync records.
+   */
+  private async writeEvent(p: PreparedEvent, head: BranchEvent): Promise<void> {
+    const previous = await this.durability(head.commit as string, head);
+    const before: Durability = {
+      ops: [...previous.ops, ...p.needs.ops],
+      commits: [...previous.commits, ...p.needs.commits],
+    };
+    const inline = this.writes === 'inline' && p.inlineable ? Documents.inline(p.docs) : undefined;
+    if (inline) {
+      const append = BranchLog.appendOp(p.event, inline);
+      const control = [...before.ops, append, ...p.extra];
+      if (control.length === 1) await this.store.put(append.item, append.condition);
+      else if (control.length <= MAX_TRANSACTION_ITEMS) await this.store.transact(control, transactionToken(control));
+      else {
+        await this.writeDocs(before.ops);
+        await this.store.transact([append, ...p.extra], transactionToken([append, ...p.extra]));
+      }
+      this.docs.markDurable(before.commits);
+      this.log.remember(p.event, inline);
+      this.rememberSyncs(p.extra);
+      const docOps = p.docs.map((d) => d.op);
+      this.docs.writingBehind(
+        p.commit.id,
+        this.writeDocs(docOps).then(
+          () => true,
+          () => false, // the event stays readable inline; the next append re-puts the documents
+        ),
+      );
+      return;
+    }
+    const docOps = [...before.ops, ...p.docs.map((d) => d.op)];
+    const control: WriteOp[] = [BranchLog.appendOp(p.event), ...p.extra];
+    if (docOps.length + control.length <= MAX_TRANSACTION_ITEMS) {
+      const all = [...docOps, ...control];
+      await this.store.transact(all, transactionToken(all));
+    } else {
+      await this.writeDocs(docOps);
+      await this.store.transact(control, transactionToken(control));
+    }
+    this.docs.markDurable([...before.commits, p.commit.id]);
+    this.log.remember(p.event);
+    this.rememberSyncs(p.extra);
+  }
+
+  /** Unconditional, idempotent puts of document items: one batched write where the store has one. */
+  private async writeDocs(ops: readonly WriteOp[]): Promise<void> {
+    if (ops.length === 0) return;
+    if (this.store.putMany) {
+      await this.store.putMany(itemsOf(ops));
+      return;
+    }
+    for (let i = 0; i < ops.length; i += MAX_TRANSACTION_ITEMS) {
+      await this.store.transact(ops.slice(i, i + MAX_TRANSACTION_ITEMS));
+    }
+  }
+
+  private async appendOrConflict(
+    branch: string,
+    ops: WriteOp[],
+    event: BranchEvent,
+    message: string,
+    needs: Durability = DURABLE,
+  ): Promise<void> {
     try {
-      await this.store.transact(ops, sha256Hex(`${branch}:${event.seq}:${event.type}`).slice(0, 32));
+      if (needs.ops.length + ops.length <= MAX_TRANSACTION_ITEMS) {
+        const all = [...needs.ops, ...ops];
+        await this.store.transact(all, transactionToken(all));
+      } else {
+        await this.writeDocs(needs.ops);
+        await this.store.transact(ops, transactionToken(ops));
+      }
     } catch (e) {
       if (isConflict(e) && e.details.pk === logPk(branch)) throw conflict(message, { branch }, e);
       throw e;
+    }
+    this.docs.markDurable(needs.commits);
+    this.log.remember(event);
+    this.rememberSyncs(ops);
+  }
+
+  private rememberSyncs(ops: readonly WriteOp[]): void {
+    for (const op of ops) {
+      if (op.op !== 'put' || !op.item.pk.startsWith('sync#')) continue;
+      if (this.syncs.size >= 10_000) this.syncs.clear();
+      this.syncs.set(`${op.item.pk}\u0000${op.item.sk}`, op.item);
     }
   }
 
@@ -716,12 +962,32 @@ export class Catalog {
    * dry run, return status `conflict`).
    */
   async merge(sourceRef: string, target: string, options: MergeOptions): Promise<MergeResult> {
-    const source = await this.resolve(sourceRef);
+    // Independent reads at once: the source ref, the target head (unless remembered; a
+    // dry run always reads it, as it is checked by no write) and their sync point (unless
+    // remembered).
+    const parsed = parseRef(sourceRef);
+    const key = syncKey(target, parsed.base);
+    const syncRead =
+      !parsed.at && parsed.back === 0 && parsed.base !== target && !this.syncs.has(`${key.pk}\u0000${key.sk}`)
+        ? this.store.get(key)
+        : undefined;
+    syncRead?.catch(() => undefined);
+    const start = options.dryRun
+      ? this.log.last(target).then((head): Start => ({ head, fresh: true }))
+      : this.startHead(target);
+    start.catch(() => undefined);
+    const source = await this.locate(sourceRef);
     if (source.branch?.name === target && source.isHead) throw invalid(`cannot merge '${target}' into itself`);
     let outcome: MergeResult | undefined;
-    const result = await this.withRetries(target, async (head, attempt) => {
+    let needs: Durability | undefined;
+    const sourceDurability = async () => {
+      needs ??= await this.durability(source.commit, source.event);
+      return needs;
+    };
+    const result = await this.withRetries(target, await start, async (head, attempt) => {
       const ours = await this.docs.getCommit(head.commit as string);
-      const baseId = await this.mergeBase(source, { name: target, event: head }, ours);
+      const base = await this.findMergeBase(source, { name: target, event: head }, ours, syncRead);
+      const baseId = base?.commit;
       const report = (
         status: MergeResult['status'],
         conflicts: TableConflict[],
@@ -748,8 +1014,12 @@ export class Catalog {
           { source: sourceRef, target, tables: stale.map((c) => c.table), conflicts: stale },
         );
       }
+      // The versions of tables that differ between the sides (what the diff and the
+      // merge read), fetched while the base tree is read.
+      const baseTreeRead = baseId === ours.id ? undefined : this.baseTree(base);
+      await Promise.all([this.prefetchDiffering(oursTree, theirsTree), baseTreeRead]);
       const load = (ids: string[]) => this.docs.getTableVersions(ids);
-      const syncOps = (commit: string, event: BranchEvent): WriteOp[] =>
+      const syncOps = (commit: Pick<Commit, 'id' | 'tree'>, event: BranchEvent): WriteOp[] =>
         source.isHead && source.branch
           ? syncItems(
               commit,
@@ -761,7 +1031,7 @@ export class Catalog {
               },
             ).map((item) => ({ op: 'put' as const, item }))
           : [];
-      if (baseId === ours.id && !options.noFastForward) {
+      if (baseId === ours.id) {
         const changes = await diffTrees(oursTree, theirsTree, load);
         outcome = report('fast-forward', [], changes);
         if (options.dryRun) throw new EarlyExit(outcome);
@@ -777,9 +1047,16 @@ export class Catalog {
           imports: head.imports + 1,
           info: { source: sourceRef, fastForward: true, ...(options.runId ? { runId: options.runId } : {}) },
         };
-        return { event, commit: source.commit, docs: [], extra: syncOps(source.commit.id, event) };
+        return {
+          event,
+          commit: source.commit,
+          docs: [],
+          extra: syncOps(source.commit, event),
+          needs: await sourceDurability(),
+          inlineable: false,
+        };
       }
-      const baseTree = baseId ? await this.treeOf(await this.docs.getCommit(baseId)) : EMPTY_TREE;
+      const baseTree = (await baseTreeRead) ?? EMPTY_TREE;
       const merged = await mergeTrees(baseTree, oursTree, theirsTree, load);
       if (merged.conflicts.length > 0) {
         const r = report('conflict', merged.conflicts, []);
@@ -806,8 +1083,10 @@ export class Catalog {
         parents: [ours.id, source.commit.id],
         options,
         attempt,
-        extraOps: (_commit, event) => syncOps(source.commit.id, event),
+        extraOps: (_commit, event) => syncOps(source.commit, event),
         info: { source: sourceRef, ...(options.runId ? { runId: options.runId } : {}) },
+        needs: await sourceDurability(),
+        inlineable: false,
       });
     }).catch((e) => {
       if (e instanceof EarlyExit) return e.result;
@@ -817,17 +1096,59 @@ export class Catalog {
     return { ...(outcome as MergeResult), commit: result.commit.id };
   }
 
+  /** The tree of a merge base (one read when its sync point recorded the tree id); EMPTY for unrelated histories. */
+  private async baseTree(base: SyncedBase | undefined): Promise<Tree> {
+    if (!base) return EMPTY_TREE;
+    if (base.tree) return this.docs.getTree(base.tree);
+    return this.treeOf(await this.docs.getCommit(base.commit));
+  }
+
+  /** Loads (into the cache) the versions of tables that differ between two trees, when one batch read holds them. */
+  private async prefetchDiffering(a: Tree, b: Tree): Promise<void> {
+    const ids = new Set<string>();
+    for (const name of new Set([...Object.keys(a.tables), ...Object.keys(b.tables)])) {
+      const [x, y] = [a.tables[name], b.tables[name]];
+      if (x === y) continue;
+      if (x) ids.add(x);
+      if (y) ids.add(y);
+    }
+    if (ids.size === 0 || ids.size > 100) return;
+    // A miss here is reported by the read that needs the version, not by the prefetch.
+    await this.docs.getTableVersions([...ids]).catch(() => undefined);
+  }
+
   /**
    * The merge base of a source and a target branch. Between branches that were created
    * from or merged into each other, one read of their sync point (validated against both
    * heads); otherwise a generation-ordered walk of the commit graph.
    */
   async mergeBase(source: ResolvedRef, target: BranchHead, targetCommit: Commit): Promise<string | undefined> {
+    return (await this.findMergeBase(source, target, targetCommit))?.commit;
+  }
+
+  /** {@link mergeBase}, with the base's tree when known, trying a sync point read ahead of time first. */
+  private async findMergeBase(
+    source: ResolvedRef,
+    target: BranchHead,
+    targetCommit: Commit,
+    prefetched?: Promise<CatalogItem | undefined>,
+  ): Promise<SyncedBase | undefined> {
     if (source.isHead && source.branch) {
-      const synced = await syncedBase(this.store, target, source.branch);
+      const key = syncKey(target.name, source.branch.name);
+      const known = validSyncPoint(this.syncs.get(`${key.pk}\u0000${key.sk}`), target, source.branch);
+      if (known) return known;
+      const read = async (item: Promise<CatalogItem | undefined>) => {
+        const found = await item;
+        if (found) this.rememberSyncs([{ op: 'put', item: found }]);
+        return validSyncPoint(found, target, source.branch as BranchHead);
+      };
+      const early = prefetched && (await read(prefetched));
+      if (early) return early;
+      const synced = await read(this.store.get(key));
       if (synced) return synced;
     }
-    return (await walkMergeBase(this.docs, source.commit, targetCommit))?.id;
+    const walked = await walkMergeBase(this.docs, source.commit, targetCommit);
+    return walked && { commit: walked.id, tree: walked.tree };
   }
 
   /**
@@ -837,11 +1158,12 @@ export class Catalog {
    * O(tables), copies no data. Allowed on protected branches (it is itself undoable).
    */
   async revert(commitRef: string, branch: string, options: { actor: Actor; message?: string }): Promise<CommitResult> {
+    const start = this.startHead(branch);
     const { commit } = await this.resolve(commitRef);
     if (commit.parents.length === 0) throw invalid('cannot revert the first commit of the lake');
     const parent = await this.docs.getCommit(commit.parents[0] as string);
-    const [baseTree, theirsTree] = [await this.treeOf(commit), await this.treeOf(parent)];
-    return this.withRetries(branch, async (head, attempt) => {
+    const [baseTree, theirsTree] = await Promise.all([this.treeOf(commit), this.treeOf(parent)]);
+    return this.withRetries(branch, await start, async (head, attempt) => {
       const ours = await this.docs.getCommit(head.commit as string);
       const merged = await mergeTrees(baseTree, await this.treeOf(ours), theirsTree, (ids) =>
         this.docs.getTableVersions(ids),
@@ -861,6 +1183,7 @@ export class Catalog {
         options: { actor: options.actor, message: options.message ?? `Revert "${commit.message}"` },
         attempt,
         info: { reverted: commit.id },
+        inlineable: true,
       });
     });
   }
@@ -903,8 +1226,19 @@ export class Catalog {
 interface PreparedEvent {
   event: BranchEvent;
   commit: Commit;
+  /** The documents the event introduces. */
   docs: PreparedDoc[];
+  /** Other writes of the same transaction (sync records). */
   extra: WriteOp[];
+  /** Writes making other commits the event points at durable (a merge source). */
+  needs: Durability;
+  /** True when the documents may travel inline in the log item. */
+  inlineable: boolean;
+}
+
+/** A deterministic `ClientRequestToken` for a transaction: equal operations, equal token; others differ. */
+function transactionToken(ops: readonly WriteOp[]): string {
+  return sha256Hex(JSON.stringify(ops)).slice(0, 32);
 }
 
 /** Ends a merge attempt with a result that writes nothing (dry run, up to date, conflict report). */

@@ -1,4 +1,4 @@
-import type { CatalogStore } from '../store/ports.js';
+import type { CatalogItem, CatalogStore } from '../store/ports.js';
 import { syncKey } from './branchLog.js';
 import type { Documents } from './documents.js';
 import type { BranchEvent, Commit } from './model.js';
@@ -12,10 +12,14 @@ import type { BranchEvent, Commit } from './model.js';
  * merge base. Since the record, each branch only gained first-parent commits made on
  * it, which the other branch cannot contain, so the shared history is unchanged.
  * Any merge bumps `imports`, invalidating every record of that branch, and the walk
- * below takes over — slower, but always right.
+ * below takes over — slower, but always right. (The same argument makes a stale copy of
+ * a record harmless: a newer record exists only after a merge or a re-creation, which
+ * changes the counters the old copy is checked against.)
  */
 export interface SyncPoint {
   commit: string;
+  /** The tree of `commit`, so a merge reads the base tree without reading the commit first (absent in older records). */
+  tree?: string;
   /** Incarnation and imports of the branch in the pk (`sync#<a>`). */
   a: { incarnation: number; imports: number };
   /** Incarnation and imports of the branch in the sk. */
@@ -28,22 +32,38 @@ export interface BranchHead {
   event: BranchEvent;
 }
 
+/** The merge base a valid sync point gives: the shared commit and, when recorded, its tree. */
+export interface SyncedBase {
+  commit: string;
+  tree?: string;
+}
+
 /** Reads the sync point of (a, b) and returns its commit when still valid for these heads. One read. */
 export async function syncedBase(store: CatalogStore, a: BranchHead, b: BranchHead): Promise<string | undefined> {
-  const item = await store.get(syncKey(a.name, b.name));
+  return validSyncPoint(await store.get(syncKey(a.name, b.name)), a, b)?.commit;
+}
+
+/** The base recorded by the sync-point item of (a, b) (already read), when still valid for these heads. */
+export function validSyncPoint(item: CatalogItem | undefined, a: BranchHead, b: BranchHead): SyncedBase | undefined {
   if (!item) return undefined;
   const sync = item.data as unknown as SyncPoint;
   const matches = (side: SyncPoint['a'], head: BranchEvent) =>
     side.incarnation === head.incarnation && side.imports === head.imports;
-  return matches(sync.a, a.event) && matches(sync.b, b.event) ? sync.commit : undefined;
+  if (!matches(sync.a, a.event) || !matches(sync.b, b.event)) return undefined;
+  return { commit: sync.commit, ...(sync.tree ? { tree: sync.tree } : {}) };
 }
 
 /** The two sync items recorded when branches a and b come to share `commit`. */
-export function syncItems(commit: string, a: { name: string; incarnation: number; imports: number }, b: typeof a) {
+export function syncItems(
+  commit: Pick<Commit, 'id' | 'tree'>,
+  a: { name: string; incarnation: number; imports: number },
+  b: typeof a,
+): CatalogItem[] {
   const side = (x: typeof a) => ({ incarnation: x.incarnation, imports: x.imports });
+  const shared = { commit: commit.id, tree: commit.tree };
   return [
-    { ...syncKey(a.name, b.name), data: { commit, a: side(a), b: side(b) } },
-    { ...syncKey(b.name, a.name), data: { commit, a: side(b), b: side(a) } },
+    { ...syncKey(a.name, b.name), data: { ...shared, a: side(a), b: side(b) } },
+    { ...syncKey(b.name, a.name), data: { ...shared, a: side(b), b: side(a) } },
   ];
 }
 

@@ -2,6 +2,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import {
   type AttributeValue,
   BatchGetItemCommand,
+  BatchWriteItemCommand,
   type CancellationReason,
   CreateTableCommand,
   DescribeTableCommand,
@@ -186,11 +187,19 @@ export function dynamoRequestToken(tableName: string, token: string): string {
  * - Throttling and transaction conflicts are retried with full-jitter backoff up to a bound,
  *   then surfaced (`LIMIT_EXCEEDED`, `CONFLICT`); an outcome still ambiguous after the bound
  *   is `INTERNAL` with `details.ambiguous = true` (retry later with the same token).
+ * - `putMany` is `BatchWriteItem` (25 items per request, unprocessed items re-sent with
+ *   backoff): unconditional and idempotent, so resending after an ambiguous outcome is safe.
  * - Items over 350 KiB are refused with `INVALID` before anything is sent.
+ * - `close()` waits for writes still in flight (the catalog writes document items behind
+ *   a commit's log item) before it releases the client.
  */
 export class DynamoCatalogStore implements CatalogStore {
+  /** Every request is a network round trip: the catalog batches and inlines accordingly. */
+  readonly remote = true;
   /** The table this store reads and writes. */
   readonly tableName: string;
+  /** Writes started and not yet finished, awaited by `close()`. */
+  private readonly inflight = new Set<Promise<unknown>>();
   private readonly client: DynamoDBClient;
   private readonly ownsClient: boolean;
   private readonly policy: RetryPolicy;
@@ -410,7 +419,64 @@ export class DynamoCatalogStore implements CatalogStore {
     }
   }
 
+  /** Runs a write, remembering it until it settles so `close()` can wait for it. */
+  private track<T>(write: Promise<T>): Promise<T> {
+    this.inflight.add(write);
+    const done = () => this.inflight.delete(write);
+    write.then(done, done);
+    return write;
+  }
+
   async put(item: CatalogItem, condition?: Condition): Promise<void> {
+    return this.track(this.putItem(item, condition));
+  }
+
+  /**
+   * Writes items unconditionally with `BatchWriteItem`: 25 per request, up to 4 requests
+   * at once, `UnprocessedItems` re-sent with backoff up to the retry bound. Not atomic.
+   */
+  async putMany(items: readonly CatalogItem[]): Promise<void> {
+    return this.track(this.batchPut(items));
+  }
+
+  private async batchPut(items: readonly CatalogItem[]): Promise<void> {
+    for (const item of items) assertItem(item);
+    const unique = new Map<string, CatalogItem>();
+    for (const item of items) unique.set(`${item.pk}\u0000${item.sk}`, item);
+    const all = [...unique.values()];
+    const chunks: CatalogItem[][] = [];
+    for (let i = 0; i < all.length; i += 25) chunks.push(all.slice(i, i + 25));
+    const worker = async () => {
+      for (let chunk = chunks.shift(); chunk; chunk = chunks.shift()) await this.batchWrite(chunk);
+    };
+    await Promise.all(Array.from({ length: Math.min(4, chunks.length) }, worker));
+  }
+
+  private async batchWrite(items: CatalogItem[]): Promise<void> {
+    let pending = items.map((item) => ({ PutRequest: { Item: marshal(item) } }));
+    for (let round = 1; pending.length > 0; round++) {
+      if (round > 1) {
+        if (round > this.policy.maxAttempts) {
+          throw new AirlockError(
+            'LIMIT_EXCEEDED',
+            `DynamoDB left ${pending.length} items unwritten after ${this.policy.maxAttempts} BatchWriteItem rounds; retry later`,
+            { details: { unprocessed: pending.length } },
+          );
+        }
+        await this.sleep(backoffDelay(round - 1, this.policy, this.random));
+      }
+      const request = pending;
+      // Unconditional puts of the same bytes: resending after an ambiguous outcome is harmless.
+      const res = await this.retrying('BatchWriteItem', () =>
+        this.client.send(new BatchWriteItemCommand({ RequestItems: { [this.tableName]: request } })),
+      );
+      pending = (res.UnprocessedItems?.[this.tableName] ?? []).flatMap((r) =>
+        r.PutRequest?.Item ? [{ PutRequest: { Item: r.PutRequest.Item } }] : [],
+      );
+    }
+  }
+
+  private async putItem(item: CatalogItem, condition?: Condition): Promise<void> {
     assertItem(item);
     const raw = marshal(item);
     const details = { pk: item.pk, sk: item.sk };
@@ -458,6 +524,10 @@ export class DynamoCatalogStore implements CatalogStore {
   }
 
   async transact(ops: readonly WriteOp[], token?: string): Promise<void> {
+    return this.track(this.transactItems(ops, token));
+  }
+
+  private async transactItems(ops: readonly WriteOp[], token?: string): Promise<void> {
     assertTransaction(ops);
     if (ops.length === 0) return;
     const items: TransactWriteItem[] = ops.map((op) => {
@@ -543,6 +613,7 @@ export class DynamoCatalogStore implements CatalogStore {
   }
 
   async close(): Promise<void> {
+    while (this.inflight.size > 0) await Promise.allSettled([...this.inflight]);
     if (this.ownsClient) this.client.destroy();
   }
 }

@@ -83,6 +83,13 @@ export interface QueryPage {
  * `CONFLICT` whose `details` name the item (`pk`, `sk`, and `index` within a transaction).
  */
 export interface CatalogStore {
+  /**
+   * True when every request is a network round trip (DynamoDB). The catalog then appends
+   * a commit as ONE conditional put of its log item, carrying the commit's small documents
+   * inline, and writes the document items behind it; an embedded store leaves this unset
+   * and gets one local transaction (one fsync) per commit instead. See `Catalog`.
+   */
+  readonly remote?: boolean;
   /** Reads one item, or `undefined`. */
   get(key: ItemKey): Promise<CatalogItem | undefined>;
   /** Reads many items by key (any number; adapters batch). Missing items are omitted. */
@@ -91,6 +98,13 @@ export interface CatalogStore {
   query(pk: string, options?: QueryOptions): Promise<QueryPage>;
   /** Writes one item, atomically checking `condition` first. */
   put(item: CatalogItem, condition?: Condition): Promise<void>;
+  /**
+   * Optional: writes items unconditionally in as few requests as the backend allows
+   * (DynamoDB `BatchWriteItem`). NOT atomic — after a failure, any subset may have been
+   * written — so only for idempotent writes such as content-addressed documents. Callers
+   * fall back to {@link transact} when an adapter lacks it.
+   */
+  putMany?(items: readonly CatalogItem[]): Promise<void>;
   /**
    * Applies all operations or none (at most {@link MAX_TRANSACTION_ITEMS}). `token` makes
    * the call idempotent: a retry with the same token and operations applies at most once
