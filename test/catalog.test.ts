@@ -202,6 +202,20 @@ describe('merge, diff and revert', () => {
     expect((await catalog.merge('a', 'main', { actor: alice, message: 'm' })).status).toBe('up-to-date');
   });
 
+  it('with noFastForward records a merge commit whose first parent is the previous target head', async () => {
+    const { catalog } = await memoryCatalog();
+    await catalog.createBranch('a', 'main', alice);
+    const before = (await catalog.resolve('main')).commit.id;
+    const a = await catalog.commit('a', [append('raw.events', 3)], { actor: alice, message: 'a' });
+    const r = await catalog.merge('a', 'main', { actor: alice, message: 'publish', noFastForward: true });
+    expect(r.status).toBe('merged');
+    const head = (await catalog.resolve('main')).commit;
+    expect(head.id).toBe(r.commit);
+    expect(head.parents).toEqual([before, a.commit.id]);
+    expect((await catalog.resolve('main~1')).commit.id).toBe(before);
+    expect((await catalog.getTable('main', 'raw.events')).version.rowCount).toBe(3);
+  });
+
   it('diffs rows added and removed per table', async () => {
     const { catalog } = await memoryCatalog();
     await catalog.createBranch('a', 'main', alice);

@@ -1016,7 +1016,8 @@ export class Catalog {
       }
       // The versions of tables that differ between the sides (what the diff and the
       // merge read), fetched while the base tree is read.
-      const baseTreeRead = baseId === ours.id ? undefined : this.baseTree(base);
+      const fastForward = baseId === ours.id && !options.noFastForward;
+      const baseTreeRead = fastForward ? undefined : this.baseTree(base);
       await Promise.all([this.prefetchDiffering(oursTree, theirsTree), baseTreeRead]);
       const load = (ids: string[]) => this.docs.getTableVersions(ids);
       const syncOps = (commit: Pick<Commit, 'id' | 'tree'>, event: BranchEvent): WriteOp[] =>
@@ -1031,7 +1032,7 @@ export class Catalog {
               },
             ).map((item) => ({ op: 'put' as const, item }))
           : [];
-      if (baseId === ours.id) {
+      if (fastForward) {
         const changes = await diffTrees(oursTree, theirsTree, load);
         outcome = report('fast-forward', [], changes);
         if (options.dryRun) throw new EarlyExit(outcome);
