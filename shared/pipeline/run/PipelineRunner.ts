@@ -10,7 +10,7 @@ import type { QueryCaps, SnapshotTable } from '../../query/index.js';
 import type { CatalogStore, ObjectStore } from '../../store/ports.js';
 import { DEFAULT_DENY_POLICY, type DenyPolicy, type SandboxLimits, sandboxFailureOf } from '../sandbox/index.js';
 import { type Step, loadPipelineSteps } from '../steps/index.js';
-import type { CodeStepExecutor } from './executors.js';
+import type { CodeStepExecutor, StartedCodeStepExecution } from './executors.js';
 import { LocalCodeStepExecutor } from './executors.js';
 import { type PipelinePlan, type PlannedStep, planPipeline } from './planPipeline.js';
 import { type Isolation, type RecordedStep, RunLog, type StepFailureReason, type StoredRunEvent } from './runLog.js';
@@ -221,31 +221,40 @@ export class PipelineRunner {
     const pending = plan.steps.filter((s) => !done.has(s.name));
     const limit = Math.max(1, exec.concurrency ?? Math.min(4, availableParallelism()));
     const running = new Map<string, Promise<void>>();
+    // Code steps whose sandbox was started ahead of their turn (see warmUp below).
+    const warm = new Map<string, StartedCodeStepExecution>();
     let failure: { step: string; error: AirlockError } | undefined;
 
-    while (!failure && (pending.length > 0 || running.size > 0)) {
-      for (let i = 0; i < pending.length && running.size < limit && !failure; ) {
-        const next = pending[i] as PlannedStep;
-        if (!next.after.every((d) => done.has(d))) {
-          i++;
-          continue;
+    try {
+      while (!failure && (pending.length > 0 || running.size > 0)) {
+        for (let i = 0; i < pending.length && running.size < limit && !failure; ) {
+          const next = pending[i] as PlannedStep;
+          if (!next.after.every((d) => done.has(d))) {
+            i++;
+            continue;
+          }
+          pending.splice(i, 1);
+          const prestarted = warm.get(next.name);
+          warm.delete(next.name);
+          const task = this.runStep(next, state, actor, exec, append, prestarted)
+            .then(() => {
+              done.add(next.name);
+            })
+            .catch((e: unknown) => {
+              if (isConflict(e) && e.details.runId === state.runId) throw e; // taken over: stop
+              failure ??= { step: next.name, error: asAirlockError(e) };
+            })
+            .finally(() => running.delete(next.name));
+          running.set(next.name, task);
         }
-        pending.splice(i, 1);
-        const task = this.runStep(next, state, actor, exec, append)
-          .then(() => {
-            done.add(next.name);
-          })
-          .catch((e: unknown) => {
-            if (isConflict(e) && e.details.runId === state.runId) throw e; // taken over: stop
-            failure ??= { step: next.name, error: asAirlockError(e) };
-          })
-          .finally(() => running.delete(next.name));
-        running.set(next.name, task);
+        if (!failure) this.warmUp(pending, done, running, warm, limit, exec);
+        if (running.size === 0) break;
+        await Promise.race(running.values());
       }
-      if (running.size === 0) break;
-      await Promise.race(running.values());
+      await Promise.all(running.values());
+    } finally {
+      await Promise.all([...warm.values()].map((w) => w.dispose()));
     }
-    await Promise.all(running.values());
 
     if (failure) {
       await append({
@@ -258,6 +267,32 @@ export class PipelineRunner {
     }
     await this.publish(state, actor, append);
     return summarize(log.all);
+  }
+
+  /**
+   * Starts the sandboxes of the code steps that will run next — those waiting only on
+   * steps already running — so their runtime start-up overlaps the running steps instead
+   * of following them. At most `limit` are kept warm; a run that fails disposes them.
+   */
+  private warmUp(
+    pending: readonly PlannedStep[],
+    done: ReadonlySet<string>,
+    running: ReadonlyMap<string, unknown>,
+    warm: Map<string, StartedCodeStepExecution>,
+    limit: number,
+    exec: ExecutionOptions,
+  ): void {
+    if (!this.executor.start) return;
+    for (const next of pending) {
+      if (warm.size >= limit) return;
+      const step = next.step;
+      if (step.kind !== 'code' || warm.has(next.name)) continue;
+      if (!next.after.every((d) => done.has(d) || running.has(d))) continue;
+      warm.set(
+        next.name,
+        this.executor.start({ bundle: step.bundle, ...(exec.limits ? { limits: exec.limits } : {}) }),
+      );
+    }
   }
 
   /** Merges the run branch into the target in one transaction (or previews it on a dry run). */
@@ -324,9 +359,21 @@ export class PipelineRunner {
     actor: Actor,
     exec: ExecutionOptions,
     append: (event: Parameters<RunLog['append']>[0]) => Promise<StoredRunEvent>,
+    prestarted?: StartedCodeStepExecution,
   ): Promise<void> {
     const started = performance.now();
-    await append({ type: 'step-started', step: planned.name });
+    try {
+      await append({ type: 'step-started', step: planned.name });
+    } catch (e) {
+      await prestarted?.dispose();
+      throw e;
+    }
+    // A code step's sandbox starts now at the latest, while its inputs are read.
+    const execution =
+      prestarted ??
+      (planned.step.kind === 'code'
+        ? this.executor.start?.({ bundle: planned.step.bundle, ...(exec.limits ? { limits: exec.limits } : {}) })
+        : undefined);
     let logs: string[] = [];
     const staged: string[] = [];
     try {
@@ -354,12 +401,14 @@ export class PipelineRunner {
         for (const [name, input] of Object.entries(step.inputs)) {
           ipc[name] = await readInputIpc(input, inputs.get(input.table) as SnapshotTable, caps, stagingDir);
         }
-        const result = await this.executor.run({
-          bundle: step.bundle,
-          inputs: ipc,
-          params: run.params,
-          ...(exec.limits ? { limits: exec.limits } : {}),
-        });
+        const result = execution
+          ? await execution.run(ipc, run.params)
+          : await this.executor.run({
+              bundle: step.bundle,
+              inputs: ipc,
+              params: run.params,
+              ...(exec.limits ? { limits: exec.limits } : {}),
+            });
         logs = result.logs;
         outputPath = await writeOutputParquet(result.outputIpc, stagingDir);
       }
@@ -443,6 +492,7 @@ export class PipelineRunner {
       });
       throw error;
     } finally {
+      await execution?.dispose();
       await Promise.all(staged.map((p) => rm(p, { force: true })));
     }
   }

@@ -1,4 +1,10 @@
-import { type RunCodeStepRequest, runCodeStep, type SandboxLimits, type StepBundle } from '../sandbox/index.js';
+import {
+  type RunCodeStepRequest,
+  runCodeStep,
+  type SandboxLimits,
+  type StepBundle,
+  startCodeStep,
+} from '../sandbox/index.js';
 
 /** One code step execution: its bundle, inputs as Arrow IPC stream bytes, params and limits. */
 export interface CodeStepRequest {
@@ -23,6 +29,20 @@ export interface CodeStepOutcome {
  */
 export interface CodeStepExecutor {
   run(request: CodeStepRequest): Promise<CodeStepOutcome>;
+  /**
+   * Optional: starts the step's environment before its inputs exist (the runner calls it
+   * while preceding steps run or inputs are read), so start-up costs no wall-clock time.
+   * Executors without a start-up worth hiding leave it out.
+   */
+  start?(request: Pick<CodeStepRequest, 'bundle' | 'limits'>): StartedCodeStepExecution;
+}
+
+/** A code step started ahead of its inputs; see {@link CodeStepExecutor.start}. */
+export interface StartedCodeStepExecution {
+  /** Runs the step on its inputs. Call at most once. */
+  run(inputs: Record<string, Uint8Array>, params: Record<string, string>): Promise<CodeStepOutcome>;
+  /** Releases the environment, run or not. Idempotent. */
+  dispose(): Promise<void>;
 }
 
 /** Runs code steps in a local sandboxed process (see `runCodeStep`). */
@@ -32,5 +52,17 @@ export class LocalCodeStepExecutor implements CodeStepExecutor {
     if (request.limits) call.limits = request.limits;
     const r = await runCodeStep(call);
     return { outputIpc: r.outputIpc, logs: r.logs, durationMs: r.durationMs, warnings: r.warnings };
+  }
+
+  /** Spawns the sandbox process now; it loads the bundle while the inputs are prepared. */
+  start(request: Pick<CodeStepRequest, 'bundle' | 'limits'>): StartedCodeStepExecution {
+    const step = startCodeStep(request.bundle, request.limits);
+    return {
+      async run(inputs, params) {
+        const r = await step.run(inputs, params);
+        return { outputIpc: r.outputIpc, logs: r.logs, durationMs: r.durationMs, warnings: r.warnings };
+      },
+      dispose: () => step.dispose(),
+    };
   }
 }

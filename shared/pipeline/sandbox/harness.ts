@@ -57,8 +57,8 @@ function describe(step: Record<string, unknown>): unknown {
 }
 
 /**
- * Runs the harness: read the request, load the step, then describe it or run it and write
- * its output. Every failure becomes one `error` control message and exit code 1.
+ * Runs the harness: load the step while reading the request, then describe it or run it
+ * and write its output. Every failure becomes one `error` control message and exit code 1.
  */
 export async function runHarness(load: () => Promise<unknown>): Promise<void> {
   const writeStdout = process.stdout.write.bind(process.stdout);
@@ -82,8 +82,13 @@ export async function runHarness(load: () => Promise<unknown>): Promise<void> {
   process.on('unhandledRejection', fail);
 
   try {
+    // The step module loads while the parent is still preparing the request (a process
+    // may be started ahead of its inputs), so neither waits for the other. A load error
+    // is reported once the request is in, under phase 'load'.
+    const loading = load();
+    loading.catch(() => undefined);
     const { header, inputs } = decodeRequest(await readStdin());
-    const mod = (await load()) as { default?: unknown };
+    const mod = (await loading) as { default?: unknown };
     const step = mod.default;
     if (step === null || typeof step !== 'object') {
       throw new Error(

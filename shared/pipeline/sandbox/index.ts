@@ -6,7 +6,7 @@ export {
 } from './denyPolicy.js';
 export { detectIsolation } from './isolation.js';
 export { rowsToTable } from './rowsToTable.js';
-export { describeStepBundle, runCodeStep, sandboxFailureOf } from './runCodeStep.js';
+export { describeStepBundle, runCodeStep, sandboxFailureOf, startCodeStep } from './runCodeStep.js';
 export { DEFAULT_SANDBOX_LIMITS } from './runSandbox.js';
 
 export type { BundleStepOptions, StepBundle } from './bundleStep.js';
@@ -17,5 +17,6 @@ export type {
   RunCodeStepResult,
   SandboxFailureDetails,
   SandboxFailureReason,
+  StartedCodeStep,
 } from './runCodeStep.js';
 export type { SandboxLimits } from './runSandbox.js';

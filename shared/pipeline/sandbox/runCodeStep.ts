@@ -2,7 +2,14 @@ import { type Table, tableFromIPC, tableToIPC } from 'apache-arrow';
 import { AirlockError, type ErrorCode, isAirlockError } from '../../errors/index.js';
 import type { StepBundle } from './bundleStep.js';
 import type { SerializedStepError } from './protocol.js';
-import { DEFAULT_SANDBOX_LIMITS, type RawSandboxResult, runSandboxProcess, type SandboxLimits } from './runSandbox.js';
+import {
+  DEFAULT_SANDBOX_LIMITS,
+  type RawSandboxResult,
+  runSandboxProcess,
+  type SandboxInput,
+  type SandboxLimits,
+  startSandboxProcess,
+} from './runSandbox.js';
 
 /** Why a sandboxed step failed; stable strings for run events and `runs show`. */
 export type SandboxFailureReason =
@@ -206,22 +213,70 @@ function fullLimits(limits: Partial<SandboxLimits> | undefined): SandboxLimits {
  */
 export async function runCodeStep(request: RunCodeStepRequest): Promise<RunCodeStepResult> {
   const limits = fullLimits(request.limits);
-  const inputs = Object.entries(request.inputs).map(([name, table]) => ({
+  const raw = await runSandboxProcess(
+    request.bundle.file,
+    'run',
+    request.params ?? {},
+    ipcInputs(request.inputs),
+    limits,
+  );
+  return interpretRun(raw, request.bundle, limits);
+}
+
+/** A code step whose sandbox process is starting; see {@link startCodeStep}. */
+export interface StartedCodeStep {
+  /** Sends the inputs and returns what {@link runCodeStep} would. Call at most once. */
+  run(inputs: RunCodeStepRequest['inputs'], params?: Record<string, string>): Promise<RunCodeStepResult>;
+  /** Stops the process if it was never run (or is still running). Idempotent. */
+  dispose(): Promise<void>;
+}
+
+/**
+ * Starts a code step's sandbox process before its inputs exist, so the runtime's start-up
+ * overlaps whatever prepares them; `run` then costs only the request, the step and its
+ * output. Same sandbox, limits and errors as {@link runCodeStep}; the wall-clock limit
+ * runs from `run` (and, before it, bounds start-up alone). `durationMs` of the result
+ * counts from `run`.
+ *
+ * @example
+ * const step = startCodeStep(bundle, { timeoutMs: 30_000 });
+ * try { const inputs = await readInputs(); return await step.run(inputs, params); }
+ * finally { await step.dispose(); }
+ */
+export function startCodeStep(bundle: StepBundle, limitsAsked?: Partial<SandboxLimits>): StartedCodeStep {
+  const limits = fullLimits(limitsAsked);
+  const starting = startSandboxProcess(bundle.file, limits);
+  starting.catch(() => undefined); // reported by run(); a disposed step's spawn failure is moot
+  return {
+    async run(inputs, params = {}) {
+      const raw = await (await starting).send('run', params, ipcInputs(inputs));
+      return interpretRun(raw, bundle, limits);
+    },
+    async dispose() {
+      await (await starting.catch(() => undefined))?.dispose();
+    },
+  };
+}
+
+function ipcInputs(inputs: RunCodeStepRequest['inputs']): SandboxInput[] {
+  return Object.entries(inputs).map(([name, table]) => ({
     name,
     ipc: table instanceof Uint8Array ? table : tableToIPC(table, 'stream'),
   }));
-  const raw = await runSandboxProcess(request.bundle.file, 'run', request.params ?? {}, inputs, limits);
-  const failure = interpretFailure(raw, request.bundle.step, limits);
+}
+
+function interpretRun(raw: RawSandboxResult, bundle: StepBundle, limits: SandboxLimits): RunCodeStepResult {
+  const failure = interpretFailure(raw, bundle.step, limits);
   if (failure) throw failure;
   const ok = raw.control.find((m) => m.type === 'ok');
-  if (ok?.type !== 'ok' || raw.exitCode !== 0) throw crashed(raw, request.bundle.step);
+  if (ok?.type !== 'ok' || raw.exitCode !== 0) throw crashed(raw, bundle.step);
   if (raw.stdout.byteLength !== ok.bytes) {
     throw fail(
       'INVALID',
-      `step ${request.bundle.step} output was corrupted in transit (${raw.stdout.byteLength} bytes received, ${ok.bytes} sent)`,
+      `step ${bundle.step} output was corrupted in transit (${raw.stdout.byteLength} bytes received, ${ok.bytes} sent)`,
       'crashed',
       raw,
-      request.bundle.step,
+      bundle.step,
     );
   }
   const output = tableFromIPC(raw.stdout);

@@ -81,16 +81,33 @@ async function treeRssBytes(pid: number): Promise<number> {
 }
 
 /**
- * Spawns the bundle in the sandbox, feeds it the framed request, and collects stdout,
- * logs and control messages. Interpreting the outcome is the caller's job.
+ * A sandboxed step process that has been started and is loading its bundle, waiting for
+ * its request. Starting a process ahead of its inputs hides the runtime's start-up behind
+ * the work that prepares them (reading the inputs from the lake, a preceding step).
  */
-export async function runSandboxProcess(
-  bundleFile: string,
-  mode: SandboxMode,
-  params: Record<string, string>,
-  inputs: Array<{ name: string; ipc: Uint8Array }>,
-  limits: SandboxLimits,
-): Promise<RawSandboxResult> {
+export interface SandboxProcess {
+  /**
+   * Feeds the framed request and collects stdout, logs and control messages until the
+   * process ends. The wall-clock limit runs from this call. Call at most once.
+   */
+  send(mode: SandboxMode, params: Record<string, string>, inputs: SandboxInput[]): Promise<RawSandboxResult>;
+  /** Kills the process if it is still running and removes its working directory. Idempotent. */
+  dispose(): Promise<void>;
+}
+
+/** One named input of a step as Arrow IPC stream bytes. */
+export interface SandboxInput {
+  name: string;
+  ipc: Uint8Array;
+}
+
+/**
+ * Spawns the bundle in the sandbox and returns at once; the process loads the bundle and
+ * waits for its request (see {@link SandboxProcess.send}). A process that is never sent a
+ * request is killed `limits.timeoutMs` after it started: a step whose loading alone
+ * outlasts its budget has timed out.
+ */
+export async function startSandboxProcess(bundleFile: string, limits: SandboxLimits): Promise<SandboxProcess> {
   const isolation = detectIsolation();
   // An empty working directory: relative paths in the step lead nowhere.
   const cwd = await mkdtemp(join(tmpdir(), 'airlock-step-'));
@@ -118,7 +135,6 @@ export async function runSandboxProcess(
   const cpuSeconds = Math.ceil(limits.timeoutMs / 1000) * 2 + 5;
   const rlimit = isolation.cpuLimit ? ['prlimit', `--cpu=${cpuSeconds}:${cpuSeconds + 2}`, '--'] : [];
   const [cmd, ...args] = [...rlimit, ...isolation.prefix, process.execPath, ...nodeArgs] as [string, ...string[]];
-  const started = performance.now();
   const child = spawn(cmd, args, {
     cwd,
     env: {}, // no credentials, tokens or paths from the parent
@@ -135,7 +151,8 @@ export async function runSandboxProcess(
     killed = reason;
     killGroup(child.pid);
   };
-  const timer = setTimeout(() => kill('timeout'), limits.timeoutMs);
+  // Until the request is sent, the whole budget bounds start-up; `send` re-arms it.
+  let timer = setTimeout(() => kill('timeout'), limits.timeoutMs);
   let peakRss = 0;
   let polling = false;
   const memLimit = limits.memoryMb * 1024 * 1024;
@@ -189,46 +206,86 @@ export async function runSandboxProcess(
   controlStream.on('data', (s: string) => {
     if (controlText.length < 4 * 1024 * 1024) controlText += s;
   });
-
   child.stdin.on('error', () => undefined); // the child may exit before reading everything
-  for (const chunk of encodeRequest(mode, params, inputs)) child.stdin.write(chunk);
-  child.stdin.end();
 
-  const { code, signal } = await new Promise<{ code: number | null; signal: NodeJS.Signals | null }>(
-    (resolve, reject) => {
-      child.on('error', reject);
-      child.on('close', (c, s) => resolve({ code: c, signal: s }));
-    },
-  ).finally(() => {
+  let ended = false;
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (c, s) => resolve({ code: c, signal: s }));
+  }).finally(() => {
+    ended = true;
     clearTimeout(timer);
     if (watchdog) clearInterval(watchdog);
     killGroup(child.pid); // anything the step left behind in its group
   });
-  const durationMs = performance.now() - started;
-  await rm(cwd, { recursive: true, force: true });
-  if (partial) pushLine(partial);
-  if (dropped > 0) logs.push(`… ${dropped} more log lines not kept (limit ${limits.maxLogLines})`);
+  exited.catch(() => undefined); // observed by send; a disposed process's failure is moot
 
-  const control: ControlMessage[] = [];
-  for (const line of controlText.split('\n')) {
-    if (!line.trim()) continue;
-    try {
-      control.push(JSON.parse(line) as ControlMessage);
-    } catch {
-      /* a malformed control line is ignored; a missing result is reported by the caller */
-    }
-  }
-  const result: RawSandboxResult = {
-    control,
-    stdout: outChunks.length === 1 ? (outChunks[0] as Buffer) : Buffer.concat(outChunks),
-    logs,
-    stderrTail: tail,
-    exitCode: code,
-    signal,
-    peakRssMb: Math.round(peakRss / (1024 * 1024)),
-    durationMs,
-    isolation,
+  let cleaned: Promise<void> | undefined;
+  const cleanUp = () => {
+    cleaned ??= rm(cwd, { recursive: true, force: true });
+    return cleaned;
   };
-  if (killed) result.killed = killed;
-  return result;
+
+  return {
+    async send(mode, params, inputs) {
+      clearTimeout(timer);
+      const started = performance.now();
+      if (!killed) timer = setTimeout(() => kill('timeout'), limits.timeoutMs);
+      for (const chunk of encodeRequest(mode, params, inputs)) child.stdin.write(chunk);
+      child.stdin.end();
+      const { code, signal } = await exited;
+      const durationMs = performance.now() - started;
+      await cleanUp();
+      if (partial) pushLine(partial);
+      if (dropped > 0) logs.push(`… ${dropped} more log lines not kept (limit ${limits.maxLogLines})`);
+
+      const control: ControlMessage[] = [];
+      for (const line of controlText.split('\n')) {
+        if (!line.trim()) continue;
+        try {
+          control.push(JSON.parse(line) as ControlMessage);
+        } catch {
+          /* a malformed control line is ignored; a missing result is reported by the caller */
+        }
+      }
+      const result: RawSandboxResult = {
+        control,
+        stdout: outChunks.length === 1 ? (outChunks[0] as Buffer) : Buffer.concat(outChunks),
+        logs,
+        stderrTail: tail,
+        exitCode: code,
+        signal,
+        peakRssMb: Math.round(peakRss / (1024 * 1024)),
+        durationMs,
+        isolation,
+      };
+      if (killed) result.killed = killed;
+      return result;
+    },
+    async dispose() {
+      clearTimeout(timer);
+      if (watchdog) clearInterval(watchdog);
+      if (!ended) killGroup(child.pid);
+      await exited.catch(() => undefined);
+      await cleanUp();
+    },
+  };
+}
+
+/**
+ * Spawns the bundle in the sandbox, feeds it the framed request, and collects stdout,
+ * logs and control messages. Interpreting the outcome is the caller's job.
+ */
+export async function runSandboxProcess(
+  bundleFile: string,
+  mode: SandboxMode,
+  params: Record<string, string>,
+  inputs: SandboxInput[],
+  limits: SandboxLimits,
+): Promise<RawSandboxResult> {
+  const started = performance.now();
+  const sandbox = await startSandboxProcess(bundleFile, limits);
+  const raw = await sandbox.send(mode, params, inputs);
+  raw.durationMs = performance.now() - started; // from spawn: nothing overlapped start-up
+  return raw;
 }
