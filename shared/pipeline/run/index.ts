@@ -1,4 +1,10 @@
 export { LocalCodeStepExecutor } from './executors.js';
+export {
+  fetchedPipelineDir,
+  fetchPipelineFolder,
+  PIPELINE_FOLDER_LIMITS,
+  pipelinePrefixOf,
+} from './fetchPipelineFolder.js';
 export { LambdaCodeStepExecutor } from './LambdaCodeStepExecutor.js';
 export { INLINE_LIMIT_BYTES } from './stepExecutorProtocol.js';
 export { PipelineRunner } from './PipelineRunner.js';

@@ -1,0 +1,45 @@
+import { Hono } from 'hono';
+import { type APIGatewayProxyResult, type LambdaContext, type LambdaEvent, handle } from 'hono/aws-lambda';
+import { type HttpApp, createHttpApp, errorResponse } from '../shared/http/index.js';
+import { Lake } from '../shared/lake/Lake.js';
+import { lakeLocation } from '../shared/lake/openLake.js';
+
+/**
+ * The lake and its HTTP app, opened once per Lambda container from the environment
+ * (`AIRLOCK_BACKEND=aws`, `AIRLOCK_DYNAMODB_TABLE`, `AIRLOCK_BUCKET`, as the CLI reads
+ * them). A failed open is forgotten so that the next request tries again, rather than the
+ * container failing every request until Lambda recycles it.
+ */
+let opened: Promise<HttpApp> | undefined;
+function app(): Promise<HttpApp> {
+  opened ??= Lake.open(lakeLocation({})).then(
+    (lake) =>
+      createHttpApp({
+        lake,
+        // As `airlock serve`: no bearer tokens yet (issue 6), every request acts as the lake's owner.
+        actorFor: () => ({ person: lake.owner }),
+      }),
+    (error: unknown) => {
+      opened = undefined;
+      throw error;
+    },
+  );
+  return opened;
+}
+
+/** Hands every request to the lake's app; a lake that cannot be opened answers with the usual error body. */
+const front = new Hono();
+front.onError((error) => errorResponse(error));
+front.all('*', async (c) => (await app()).fetch(c.req.raw));
+
+const lambdaHandler = handle(front);
+
+/**
+ * The `api` Lambda behind the function URL (payload format 2.0): the SAME Hono app that
+ * `airlock serve` runs (`shared/http/createHttpApp.ts`), adapted by `hono/aws-lambda`, so
+ * a request gets the same status, headers and body through either. Text and JSON bodies
+ * are returned as text, other media types (Arrow IPC) base64-encoded.
+ */
+export function handler(event: LambdaEvent, context?: LambdaContext): Promise<APIGatewayProxyResult> {
+  return lambdaHandler(event, context);
+}
