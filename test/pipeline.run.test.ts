@@ -1,9 +1,16 @@
 import { cpSync, mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Actor } from '../shared/catalog/index.js';
 import { Lake } from '../shared/lake/Lake.js';
-import { PipelineRunner, type RunSummary, type StoredRunEvent } from '../shared/pipeline/run/index.js';
+import {
+  type CodeStepExecutor,
+  type CodeStepRequest,
+  LocalCodeStepExecutor,
+  PipelineRunner,
+  type RunSummary,
+  type StoredRunEvent,
+} from '../shared/pipeline/run/index.js';
 import { DEFAULT_DENY_POLICY } from '../shared/pipeline/sandbox/index.js';
 import { tempDir } from './support/cli.js';
 
@@ -413,5 +420,97 @@ describe('sandboxed steps inside a run', { timeout: 240_000 }, () => {
     );
     expect((await runner.list(100)).length).toBe(count);
     await runner.setPolicy({ deny: { packages: [], builtins: [] } });
+  });
+});
+
+/** The local executor, recording when each step's sandbox starts, receives its inputs, ends and is disposed. */
+class RecordingExecutor implements CodeStepExecutor {
+  readonly events: string[] = [];
+  private readonly inner = new LocalCodeStepExecutor();
+  run(request: CodeStepRequest) {
+    this.events.push(`cold:${basename(request.bundle.step)}`);
+    return this.inner.run(request);
+  }
+  start(request: Pick<CodeStepRequest, 'bundle' | 'limits'>) {
+    const name = basename(request.bundle.step);
+    const events = this.events;
+    events.push(`start:${name}`);
+    const started = this.inner.start(request);
+    return {
+      async run(inputs: Record<string, Uint8Array>, params: Record<string, string>) {
+        events.push(`send:${name}`);
+        try {
+          return await started.run(inputs, params);
+        } finally {
+          events.push(`done:${name}`);
+        }
+      },
+      async dispose() {
+        events.push(`dispose:${name}`);
+        await started.dispose();
+      },
+    };
+  }
+}
+
+describe('sandboxes started ahead of their steps', { timeout: 240_000 }, () => {
+  const chain = (failFirst: boolean) =>
+    pipeline({
+      'a.mjs': `export default { output: 'chain.a', inputs: { e: 'raw.events' }, run({ e }) { ${failFirst ? "throw new Error('a failed');" : ''} return e; } };`,
+      'b.mjs': "export default { output: 'chain.b', inputs: { a: 'chain.a' }, run({ a }) { return a; } };",
+    });
+
+  it("starts the next step's sandbox while the step before it runs, and hands it that step's inputs", async () => {
+    const { lake } = await lakeWithEvents();
+    try {
+      const executor = new RecordingExecutor();
+      const runner = new PipelineRunner(
+        {
+          catalog: lake.catalog,
+          store: lake.stores.store,
+          objects: lake.stores.objects,
+          stagingDir: lake.stores.stagingDir,
+        },
+        executor,
+      );
+      const run = await runner.start(alice, { pipelineDir: chain(false), branch: 'dev' }, { limits: LIMITS });
+      expect(run.status).toBe('succeeded');
+      const at = (e: string) => executor.events.indexOf(e);
+      expect(at('start:b.mjs')).toBeGreaterThanOrEqual(0);
+      expect(at('start:b.mjs')).toBeLessThan(at('done:a.mjs')); // warmed while a ran
+      expect(at('send:b.mjs')).toBeGreaterThan(at('done:a.mjs'));
+      expect(executor.events.filter((e) => e.startsWith('cold:'))).toEqual([]);
+      expect(executor.events.filter((e) => e.startsWith('dispose:')).sort()).toEqual([
+        'dispose:a.mjs',
+        'dispose:b.mjs',
+      ]);
+      expect(await scalar(lake, 'SELECT count(*) FROM chain.b', 'dev')).toBe(20);
+    } finally {
+      await lake.close();
+    }
+  });
+
+  it('disposes a warmed sandbox that never ran when the run fails before its step', async () => {
+    const { lake } = await lakeWithEvents();
+    try {
+      const executor = new RecordingExecutor();
+      const runner = new PipelineRunner(
+        {
+          catalog: lake.catalog,
+          store: lake.stores.store,
+          objects: lake.stores.objects,
+          stagingDir: lake.stores.stagingDir,
+        },
+        executor,
+      );
+      const run = await runner.start(alice, { pipelineDir: chain(true), branch: 'dev' }, { limits: LIMITS });
+      expect(run.status).toBe('failed');
+      expect(run.error?.message).toContain('a failed');
+      expect(executor.events).toContain('start:b.mjs');
+      expect(executor.events).not.toContain('send:b.mjs');
+      expect(executor.events).toContain('dispose:b.mjs');
+    } finally {
+      await lake.close();
+    }
   });
 });

@@ -16,6 +16,7 @@ import {
   runCodeStep,
   type SandboxFailureDetails,
   type StepBundle,
+  startCodeStep,
 } from '../shared/pipeline/sandbox/index.js';
 
 const FIXTURES = resolve('test/fixtures/pipelines/sandbox');
@@ -277,6 +278,51 @@ describe('sandbox: attacks', () => {
     expect(f.code).toBe('DENIED');
     expect(f.message).toMatch(/outside the pipeline folder/);
     expect(f.message).toContain('outside-import.mjs');
+  });
+});
+
+describe('sandbox: a step started ahead of its inputs', () => {
+  it('loads the module first and runs it when the inputs arrive, with the same output and logs', async () => {
+    const step = startCodeStep(await bundle('top-level-log.mjs'));
+    try {
+      const r = await step.run({}, { who: 'early' });
+      expect(r.output.getChild('greeting')?.get(0)).toBe('hello early');
+      expect(r.logs).toEqual(['module loaded', 'run called']);
+    } finally {
+      await step.dispose();
+    }
+  });
+
+  it('spends none of its time budget waiting for the inputs once loaded', async () => {
+    const step = startCodeStep(await bundle('top-level-log.mjs'), { timeoutMs: 8000 });
+    try {
+      await new Promise((r) => setTimeout(r, 9000)); // longer than the budget
+      const r = await step.run({}, { who: 'late' });
+      expect(r.output.getChild('greeting')?.get(0)).toBe('hello late');
+    } finally {
+      await step.dispose();
+    }
+  }, 60_000);
+
+  it('kills a step whose module never finishes loading, as timed out, before any input is sent', async () => {
+    const step = startCodeStep(await bundle('load-loop.mjs'), { timeoutMs: 1500 });
+    try {
+      await new Promise((r) => setTimeout(r, 3000));
+      const f = await failure(() => step.run({}, {}));
+      expect(f.code).toBe('LIMIT_EXCEEDED');
+      expect(f.details.reason).toBe('timeout');
+      expect(f.message).toContain('timed out after 1500 ms');
+    } finally {
+      await step.dispose();
+    }
+  });
+
+  it('a disposed step can no longer run', async () => {
+    const step = startCodeStep(await bundle('top-level-log.mjs'));
+    await step.dispose();
+    await step.dispose(); // idempotent
+    const f = await failure(() => step.run({}, { who: 'nobody' }));
+    expect(f.details.reason).toBe('crashed');
   });
 });
 

@@ -86,7 +86,7 @@ export async function runHarness(load: () => Promise<unknown>): Promise<void> {
     // may be started ahead of its inputs), so neither waits for the other. A load error
     // is reported once the request is in, under phase 'load'.
     const loading = load();
-    loading.catch(() => undefined);
+    loading.then(() => control({ type: 'ready' })).catch(() => undefined);
     const { header, inputs } = decodeRequest(await readStdin());
     const mod = (await loading) as { default?: unknown };
     const step = mod.default;

@@ -35,6 +35,8 @@ export interface SerializedStepError {
 
 /** A control message on fd 3. */
 export type ControlMessage =
+  /** The step module has loaded; the process waits for (or is reading) its request. */
+  | { type: 'ready' }
   | { type: 'describe'; spec: unknown }
   | { type: 'ok'; rows: number; bytes: number }
   | { type: 'error'; error: SerializedStepError };

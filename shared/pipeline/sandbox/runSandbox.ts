@@ -48,6 +48,7 @@ export interface RawSandboxResult {
 }
 
 const MAX_LINE = 4000;
+const READY_LINE = `${JSON.stringify({ type: 'ready' } satisfies ControlMessage)}\n`;
 const PAGE = 4096;
 
 function killGroup(pid: number | undefined): void {
@@ -103,9 +104,9 @@ export interface SandboxInput {
 
 /**
  * Spawns the bundle in the sandbox and returns at once; the process loads the bundle and
- * waits for its request (see {@link SandboxProcess.send}). A process that is never sent a
- * request is killed `limits.timeoutMs` after it started: a step whose loading alone
- * outlasts its budget has timed out.
+ * waits for its request (see {@link SandboxProcess.send}). A step whose module has not
+ * loaded within `limits.timeoutMs` of the spawn is killed as timed out; once loaded, it
+ * may wait for its request as long as its owner likes (and must be disposed).
  */
 export async function startSandboxProcess(bundleFile: string, limits: SandboxLimits): Promise<SandboxProcess> {
   const isolation = detectIsolation();
@@ -151,7 +152,7 @@ export async function startSandboxProcess(bundleFile: string, limits: SandboxLim
     killed = reason;
     killGroup(child.pid);
   };
-  // Until the request is sent, the whole budget bounds start-up; `send` re-arms it.
+  // Until the step module has loaded, the whole budget bounds start-up; `send` re-arms it.
   let timer = setTimeout(() => kill('timeout'), limits.timeoutMs);
   let peakRss = 0;
   let polling = false;
@@ -203,8 +204,11 @@ export async function startSandboxProcess(bundleFile: string, limits: SandboxLim
   const controlStream = child.stdio[3] as NodeJS.ReadableStream;
   let controlText = '';
   controlStream.setEncoding('utf8');
+  let sent = false;
   controlStream.on('data', (s: string) => {
     if (controlText.length < 4 * 1024 * 1024) controlText += s;
+    // Loaded in time: waiting for the request costs the step none of its budget.
+    if (!sent && controlText.startsWith(READY_LINE)) clearTimeout(timer);
   });
   child.stdin.on('error', () => undefined); // the child may exit before reading everything
 
@@ -228,6 +232,7 @@ export async function startSandboxProcess(bundleFile: string, limits: SandboxLim
 
   return {
     async send(mode, params, inputs) {
+      sent = true;
       clearTimeout(timer);
       const started = performance.now();
       if (!killed) timer = setTimeout(() => kill('timeout'), limits.timeoutMs);
