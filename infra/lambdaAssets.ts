@@ -1,5 +1,16 @@
 import { createHash } from 'node:crypto';
-import { cpSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  cpSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  statSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -28,8 +39,10 @@ export interface LambdaAssetSpec {
 }
 
 /**
- * Packages the code imports only on the embedded backend (SQLite). Left out of every
- * bundle: `openLakeStores` imports them lazily and never on `AIRLOCK_BACKEND=aws`.
+ * Packages the code uses only on the embedded backend (SQLite), never on
+ * `AIRLOCK_BACKEND=aws`. They are not shipped; some modules still import them statically
+ * (the store index re-exports every adapter), so the bundle gets a stand-in that loads
+ * fine and fails clearly if it were ever called.
  */
 const NEVER_SHIPPED = ['better-sqlite3'];
 
@@ -44,7 +57,6 @@ const NEVER_SHIPPED = ['better-sqlite3'];
  * made by an atomic rename, so repeated and concurrent synths reuse them safely.
  */
 export function buildLambdaAsset(spec: LambdaAssetSpec): { dir: string; hash: string } {
-  const external = [...spec.packages, ...NEVER_SHIPPED];
   const result = buildSync({
     entryPoints: Object.fromEntries(
       Object.entries(spec.entries).map(([out, source]) => [out, join(REPO_ROOT, source)]),
@@ -56,7 +68,9 @@ export function buildLambdaAsset(spec: LambdaAssetSpec): { dir: string; hash: st
     platform: 'node',
     format: 'esm',
     target: 'node20',
-    external: external.flatMap((p) => [p, `${p}/*`]),
+    external: spec.packages.flatMap((p) => [p, `${p}/*`]),
+    absWorkingDir: REPO_ROOT,
+    alias: Object.fromEntries(NEVER_SHIPPED.map((p) => [p, './infra/notShipped.ts'])),
     // CommonJS dependencies inside an ESM bundle still call require() for Node built-ins.
     banner: {
       js: "import { createRequire as __airlockLambdaRequire } from 'node:module'; const require = __airlockLambdaRequire(import.meta.url);",
@@ -72,7 +86,11 @@ export function buildLambdaAsset(spec: LambdaAssetSpec): { dir: string; hash: st
   for (const f of files) hash.update(f).update(readFileSync(join(REPO_ROOT, f)));
   const digest = hash.digest('hex');
   const dir = join(tmpdir(), 'airlock-lambda-assets', `${spec.name}-${digest.slice(0, 20)}`);
-  if (existsSync(join(dir, '.complete'))) return { dir, hash: digest };
+  if (existsSync(join(dir, '.complete'))) {
+    utimesSync(dir, new Date(), new Date()); // in use: not stale
+    return { dir, hash: digest };
+  }
+  pruneStale(dirname(dir), spec.name);
 
   const staging = `${dir}.${process.pid}.${Date.now()}.tmp`;
   mkdirSync(staging, { recursive: true });
@@ -141,4 +159,22 @@ function readPackageJson(name: string): PackageJson {
 
 function packageVersion(name: string): string {
   return readPackageJson(name).version ?? '0.0.0';
+}
+
+/** A day: older code directories of the same function set are removed when a new one is built. */
+const STALE_MS = 24 * 60 * 60 * 1000;
+
+/** Removes `<name>-<hash>` directories not touched for a day (each is ~120 MB). */
+function pruneStale(root: string, name: string): void {
+  if (!existsSync(root)) return;
+  const now = Date.now();
+  for (const entry of readdirSync(root)) {
+    if (!entry.startsWith(`${name}-`)) continue;
+    const path = join(root, entry);
+    try {
+      if (now - statSync(path).mtimeMs > STALE_MS) rmSync(path, { recursive: true, force: true });
+    } catch {
+      // Removed by a concurrent synth: nothing to do.
+    }
+  }
 }

@@ -3,16 +3,18 @@
  * back from the CloudFormation template, then cdk-nag's AWS Solutions and Serverless
  * packs run over the construct tree. A last test runs `cdk synth` the way users do.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { App, type CfnElement, Stack, Validations } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { Bucket } from 'aws-cdk-lib/aws-s3';
 import { AwsSolutionsChecks, ServerlessChecks } from 'cdk-nag';
 import type { IConstruct } from 'constructs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { AirlockStack } from '../infra/AirlockStack.js';
+import { AirlockStack, DATA_PLANE_ASSET, STEP_EXECUTOR_ASSET } from '../infra/AirlockStack.js';
+import { buildLambdaAsset } from '../infra/lambdaAssets.js';
 import { airlockPropsFromContext } from '../infra/context.js';
 import { DYNAMO_TIME_INDEX } from '../shared/store/DynamoCatalogStore.js';
 
@@ -285,6 +287,23 @@ describe('AirlockStack (synthesized template)', () => {
     const rules = new AwsSolutionsChecks().validateScope(bare).violations.map((v) => v.ruleName);
     expect(rules).toEqual(expect.arrayContaining(['AwsSolutions-S1', 'AwsSolutions-S10']));
   });
+});
+
+describe('the Lambda code directories', () => {
+  it('bundle every handler so that it loads from its own directory and exports a handler', async () => {
+    for (const spec of [DATA_PLANE_ASSET, STEP_EXECUTOR_ASSET]) {
+      const { dir } = buildLambdaAsset(spec);
+      for (const entry of Object.keys(spec.entries)) {
+        const module = await import(pathToFileURL(join(dir, `${entry}.mjs`)).href);
+        expect(typeof module.handler, `${spec.name}/${entry}.mjs`).toBe('function');
+      }
+    }
+    // The step executor gets the sandbox only: no DuckDB, no data-plane packages.
+    expect(readdirSync(join(buildLambdaAsset(STEP_EXECUTOR_ASSET).dir, 'node_modules')).sort()).toEqual([
+      '@esbuild',
+      'esbuild',
+    ]);
+  }, 300_000);
 });
 
 describe('stack options from CDK context', () => {
