@@ -112,6 +112,8 @@ export class PipelineRunner {
         { tables: missing },
       );
     }
+    // The first steps' sandboxes start now, while the run is recorded and its branch made.
+    const warm = this.warmUp(plan.steps, new Set(), new Map(), new Map(), concurrencyOf(exec), exec);
     const runId = newRunId();
     const runBranch = `run/${runId}`;
     const log = await RunLog.create(
@@ -130,10 +132,10 @@ export class PipelineRunner {
         reads: Object.fromEntries(plan.external.map((t) => [t, baseTree.tables[t] ?? null])),
       },
       actor,
-    );
+    ).catch(disposingOnError(warm));
     exec.onEvent?.(log.all[0] as StoredRunEvent);
-    await this.deps.catalog.createBranch(runBranch, head.commit as string, actor);
-    return this.execute(log, plan, actor, exec);
+    await this.deps.catalog.createBranch(runBranch, head.commit as string, actor).catch(disposingOnError(warm));
+    return this.execute(log, plan, actor, exec, warm);
   }
 
   /**
@@ -170,12 +172,20 @@ export class PipelineRunner {
       }
     }
     checkParams(plan, before.params);
-    const log = await RunLog.resume(this.deps.store, runId, actor);
-    exec.onEvent?.(log.all[log.all.length - 1] as StoredRunEvent);
-    const runBranch = await this.deps.catalog.log.last(before.runBranch);
-    if (!runBranch) await this.deps.catalog.createBranch(before.runBranch, before.base, actor);
-    else if (runBranch.type === 'delete') await this.deps.catalog.restoreBranch(before.runBranch, actor);
-    return this.execute(log, plan, actor, exec);
+    const finished = new Set(before.steps.filter((x) => x.status === 'succeeded').map((x) => x.name));
+    const unfinished = plan.steps.filter((x) => !finished.has(x.name));
+    const warm = this.warmUp(unfinished, finished, new Map(), new Map(), concurrencyOf(exec), exec);
+    try {
+      const log = await RunLog.resume(this.deps.store, runId, actor);
+      exec.onEvent?.(log.all[log.all.length - 1] as StoredRunEvent);
+      const runBranch = await this.deps.catalog.log.last(before.runBranch);
+      if (!runBranch) await this.deps.catalog.createBranch(before.runBranch, before.base, actor);
+      else if (runBranch.type === 'delete') await this.deps.catalog.restoreBranch(before.runBranch, actor);
+      return await this.execute(log, plan, actor, exec, warm);
+    } catch (e) {
+      await disposeAll(warm);
+      throw e;
+    }
   }
 
   /** A run's summary. */
@@ -210,7 +220,13 @@ export class PipelineRunner {
   }
 
   /** Executes the unfinished steps of a run, then publishes (or reports why not). */
-  private async execute(log: RunLog, plan: PipelinePlan, actor: Actor, exec: ExecutionOptions): Promise<RunSummary> {
+  private async execute(
+    log: RunLog,
+    plan: PipelinePlan,
+    actor: Actor,
+    exec: ExecutionOptions,
+    warm: Map<string, StartedCodeStepExecution>,
+  ): Promise<RunSummary> {
     const append = async (event: Parameters<RunLog['append']>[0]) => {
       const stored = await log.append(event);
       exec.onEvent?.(stored);
@@ -219,10 +235,8 @@ export class PipelineRunner {
     const state = summarize(log.all);
     const done = new Set(state.steps.filter((s) => s.status === 'succeeded').map((s) => s.name));
     const pending = plan.steps.filter((s) => !done.has(s.name));
-    const limit = Math.max(1, exec.concurrency ?? Math.min(4, availableParallelism()));
+    const limit = concurrencyOf(exec);
     const running = new Map<string, Promise<void>>();
-    // Code steps whose sandbox was started ahead of their turn (see warmUp below).
-    const warm = new Map<string, StartedCodeStepExecution>();
     let failure: { step: string; error: AirlockError } | undefined;
 
     try {
@@ -253,7 +267,7 @@ export class PipelineRunner {
       }
       await Promise.all(running.values());
     } finally {
-      await Promise.all([...warm.values()].map((w) => w.dispose()));
+      await disposeAll(warm);
     }
 
     if (failure) {
@@ -271,8 +285,9 @@ export class PipelineRunner {
 
   /**
    * Starts the sandboxes of the code steps that will run next — those waiting only on
-   * steps already running — so their runtime start-up overlaps the running steps instead
-   * of following them. At most `limit` are kept warm; a run that fails disposes them.
+   * steps already running or done — so their runtime start-up overlaps other work (the
+   * run being recorded, the running steps) instead of following it. At most `limit` are
+   * kept warm; whatever ends the run disposes those left.
    */
   private warmUp(
     pending: readonly PlannedStep[],
@@ -281,10 +296,10 @@ export class PipelineRunner {
     warm: Map<string, StartedCodeStepExecution>,
     limit: number,
     exec: ExecutionOptions,
-  ): void {
-    if (!this.executor.start) return;
+  ): Map<string, StartedCodeStepExecution> {
+    if (!this.executor.start) return warm;
     for (const next of pending) {
-      if (warm.size >= limit) return;
+      if (warm.size >= limit) return warm;
       const step = next.step;
       if (step.kind !== 'code' || warm.has(next.name)) continue;
       if (!next.after.every((d) => done.has(d) || running.has(d))) continue;
@@ -293,6 +308,7 @@ export class PipelineRunner {
         this.executor.start({ bundle: step.bundle, ...(exec.limits ? { limits: exec.limits } : {}) }),
       );
     }
+    return warm;
   }
 
   /** Merges the run branch into the target in one transaction (or previews it on a dry run). */
@@ -558,4 +574,23 @@ function stepFailure(reason: StepFailureReason, e: unknown, prefix = ''): Airloc
     details: { ...error.details, stepReason: reason },
     cause: error,
   });
+}
+
+/** How many steps run at once: `--concurrency`, else min(4, CPUs). */
+function concurrencyOf(exec: ExecutionOptions): number {
+  return Math.max(1, exec.concurrency ?? Math.min(4, availableParallelism()));
+}
+
+/** Stops every warmed sandbox that will not run. */
+async function disposeAll(warm: Map<string, StartedCodeStepExecution>): Promise<void> {
+  await Promise.all([...warm.values()].map((w) => w.dispose()));
+  warm.clear();
+}
+
+/** A `.catch` handler that disposes the warmed sandboxes, then rethrows. */
+function disposingOnError(warm: Map<string, StartedCodeStepExecution>) {
+  return async (e: unknown): Promise<never> => {
+    await disposeAll(warm);
+    throw e;
+  };
 }
