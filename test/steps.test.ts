@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -142,6 +142,25 @@ describe('code steps', () => {
     });
     expect(step.expect.map(formatExpectation)).toEqual(['not_null(id)', 'unique(id)']);
     expect(step.bundle.file).toMatch(/\.mjs$/);
+  });
+
+  it('describes an unchanged step from the declaration kept beside its bundle, and a changed one afresh', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'airlock-test-describe-'));
+    try {
+      const file = join(dir, 'step.mjs');
+      const source = (output: string) => `export default { output: '${output}', inputs: {}, run: () => [] };`;
+      await writeFile(file, source('ml.first'));
+      const first = await describeCodeStep(file, { cacheDir });
+      expect(first.output).toBe('ml.first');
+      const kept = first.bundle.file.replace(/\.mjs$/, '.describe.json');
+      // Edit the kept declaration: if the next describe used it, no sandbox ran the code.
+      await writeFile(kept, JSON.stringify({ output: 'ml.kept', inputs: {}, hasRun: true }));
+      expect((await describeCodeStep(file, { cacheDir })).output).toBe('ml.kept');
+      await writeFile(file, source('ml.second'));
+      expect((await describeCodeStep(file, { cacheDir })).output).toBe('ml.second');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it('validates an untrusted declaration field by field', () => {

@@ -1,6 +1,7 @@
 import { type Table, tableFromIPC, tableToIPC } from 'apache-arrow';
 import { AirlockError, type ErrorCode, isAirlockError } from '../../errors/index.js';
-import type { StepBundle } from './bundleStep.js';
+import { readFile } from 'node:fs/promises';
+import { describedFile, type StepBundle, writeAtomically } from './bundleStep.js';
 import type { SerializedStepError } from './protocol.js';
 import {
   DEFAULT_SANDBOX_LIMITS,
@@ -299,7 +300,9 @@ function interpretRun(raw: RawSandboxResult, bundle: StepBundle, limits: Sandbox
  * Runs a bundled step in "describe" mode: the sandbox loads the step module and returns
  * its static declaration (`output`, `inputs`, `expect`, whether it has `run`) as JSON.
  * Loading a module runs its top-level code, so even reading a declaration of untrusted
- * code happens in the sandbox, never in the parent. The result is unvalidated JSON;
+ * code happens in the sandbox, never in the parent. The declaration is kept next to the
+ * bundle, so an unchanged (cached) bundle is described without starting a process; its
+ * `logs` are then empty. The result is unvalidated JSON;
  * `describeCodeStep` in `shared/pipeline/steps` validates it.
  *
  * @throws AirlockError as {@link runCodeStep} does.
@@ -308,12 +311,18 @@ export async function describeStepBundle(
   bundle: StepBundle,
   limits?: Partial<SandboxLimits>,
 ): Promise<{ spec: unknown; logs: string[] }> {
+  if (bundle.cached) {
+    const known = await readFile(describedFile(bundle.file), 'utf8').catch(() => undefined);
+    if (known !== undefined) return { spec: JSON.parse(known) as unknown, logs: [] };
+  }
   const full = fullLimits({ timeoutMs: 15_000, ...limits });
   const raw = await runSandboxProcess(bundle.file, 'describe', {}, [], full);
   const failure = interpretFailure(raw, bundle.step, full);
   if (failure) throw failure;
   const msg = raw.control.find((m) => m.type === 'describe');
   if (msg?.type !== 'describe') throw crashed(raw, bundle.step);
+  // Kept for the next run of the same bundle (best effort: a read-only cache only costs a sandbox start).
+  await writeAtomically(describedFile(bundle.file), JSON.stringify(msg.spec ?? null)).catch(() => undefined);
   return { spec: msg.spec, logs: raw.logs };
 }
 
