@@ -462,30 +462,33 @@ describe('sandboxes started ahead of their steps', { timeout: 240_000 }, () => {
       'b.mjs': "export default { output: 'chain.b', inputs: { a: 'chain.a' }, run({ a }) { return a; } };",
     });
 
-  it("starts the next step's sandbox while the step before it runs, and hands it that step's inputs", async () => {
+  /** Runs the chain on a fresh lake through a recording executor. */
+  async function recordedRun(failFirst: boolean): Promise<{ run: RunSummary; events: string[]; lake: Lake }> {
     const { lake } = await lakeWithEvents();
+    const executor = new RecordingExecutor();
+    const runner = new PipelineRunner(
+      {
+        catalog: lake.catalog,
+        store: lake.stores.store,
+        objects: lake.stores.objects,
+        stagingDir: lake.stores.stagingDir,
+      },
+      executor,
+    );
+    const run = await runner.start(alice, { pipelineDir: chain(failFirst), branch: 'dev' }, { limits: LIMITS });
+    return { run, events: executor.events, lake };
+  }
+
+  it("starts the next step's sandbox while the step before it runs, and hands it that step's inputs", async () => {
+    const { run, events, lake } = await recordedRun(false);
     try {
-      const executor = new RecordingExecutor();
-      const runner = new PipelineRunner(
-        {
-          catalog: lake.catalog,
-          store: lake.stores.store,
-          objects: lake.stores.objects,
-          stagingDir: lake.stores.stagingDir,
-        },
-        executor,
-      );
-      const run = await runner.start(alice, { pipelineDir: chain(false), branch: 'dev' }, { limits: LIMITS });
       expect(run.status).toBe('succeeded');
-      const at = (e: string) => executor.events.indexOf(e);
+      const at = (e: string) => events.indexOf(e);
       expect(at('start:b.mjs')).toBeGreaterThanOrEqual(0);
       expect(at('start:b.mjs')).toBeLessThan(at('done:a.mjs')); // warmed while a ran
       expect(at('send:b.mjs')).toBeGreaterThan(at('done:a.mjs'));
-      expect(executor.events.filter((e) => e.startsWith('cold:'))).toEqual([]);
-      expect(executor.events.filter((e) => e.startsWith('dispose:')).sort()).toEqual([
-        'dispose:a.mjs',
-        'dispose:b.mjs',
-      ]);
+      expect(events.filter((e) => e.startsWith('cold:'))).toEqual([]);
+      expect(events.filter((e) => e.startsWith('dispose:')).sort()).toEqual(['dispose:a.mjs', 'dispose:b.mjs']);
       expect(await scalar(lake, 'SELECT count(*) FROM chain.b', 'dev')).toBe(20);
     } finally {
       await lake.close();
@@ -493,24 +496,13 @@ describe('sandboxes started ahead of their steps', { timeout: 240_000 }, () => {
   });
 
   it('disposes a warmed sandbox that never ran when the run fails before its step', async () => {
-    const { lake } = await lakeWithEvents();
+    const { run, events, lake } = await recordedRun(true);
     try {
-      const executor = new RecordingExecutor();
-      const runner = new PipelineRunner(
-        {
-          catalog: lake.catalog,
-          store: lake.stores.store,
-          objects: lake.stores.objects,
-          stagingDir: lake.stores.stagingDir,
-        },
-        executor,
-      );
-      const run = await runner.start(alice, { pipelineDir: chain(true), branch: 'dev' }, { limits: LIMITS });
       expect(run.status).toBe('failed');
       expect(run.error?.message).toContain('a failed');
-      expect(executor.events).toContain('start:b.mjs');
-      expect(executor.events).not.toContain('send:b.mjs');
-      expect(executor.events).toContain('dispose:b.mjs');
+      expect(events).toContain('start:b.mjs');
+      expect(events).not.toContain('send:b.mjs');
+      expect(events).toContain('dispose:b.mjs');
     } finally {
       await lake.close();
     }

@@ -113,7 +113,7 @@ export class PipelineRunner {
       );
     }
     // The first steps' sandboxes start now, while the run is recorded and its branch made.
-    const warm = this.warmUp(plan.steps, new Set(), new Map(), new Map(), concurrencyOf(exec), exec);
+    const warm = this.warmUp(plan.steps, new Map(), exec);
     const runId = newRunId();
     const runBranch = `run/${runId}`;
     const log = await RunLog.create(
@@ -174,7 +174,7 @@ export class PipelineRunner {
     checkParams(plan, before.params);
     const finished = new Set(before.steps.filter((x) => x.status === 'succeeded').map((x) => x.name));
     const unfinished = plan.steps.filter((x) => !finished.has(x.name));
-    const warm = this.warmUp(unfinished, finished, new Map(), new Map(), concurrencyOf(exec), exec);
+    const warm = this.warmUp(unfinished, new Map(), exec);
     try {
       const log = await RunLog.resume(this.deps.store, runId, actor);
       exec.onEvent?.(log.all[log.all.length - 1] as StoredRunEvent);
@@ -261,7 +261,7 @@ export class PipelineRunner {
             .finally(() => running.delete(next.name));
           running.set(next.name, task);
         }
-        if (!failure) this.warmUp(pending, done, running, warm, limit, exec);
+        if (!failure) this.warmUp(pending, warm, exec);
         if (running.size === 0) break;
         await Promise.race(running.values());
       }
@@ -284,25 +284,22 @@ export class PipelineRunner {
   }
 
   /**
-   * Starts the sandboxes of the code steps that will run next — those waiting only on
-   * steps already running or done — so their runtime start-up overlaps other work (the
-   * run being recorded, the running steps) instead of following it. At most `limit` are
-   * kept warm; whatever ends the run disposes those left.
+   * Starts the sandboxes of the code steps still to run, in DAG order, so that their
+   * runtime start-up overlaps other work (the run being recorded, the steps before them)
+   * instead of following it; a step finds its process loaded and waiting. At most
+   * {@link MAX_WARM_SANDBOXES} wait at once (an idle one holds only a loaded runtime);
+   * whatever ends the run disposes those left.
    */
   private warmUp(
     pending: readonly PlannedStep[],
-    done: ReadonlySet<string>,
-    running: ReadonlyMap<string, unknown>,
     warm: Map<string, StartedCodeStepExecution>,
-    limit: number,
     exec: ExecutionOptions,
   ): Map<string, StartedCodeStepExecution> {
     if (!this.executor.start) return warm;
     for (const next of pending) {
-      if (warm.size >= limit) return warm;
+      if (warm.size >= MAX_WARM_SANDBOXES) return warm;
       const step = next.step;
       if (step.kind !== 'code' || warm.has(next.name)) continue;
-      if (!next.after.every((d) => done.has(d) || running.has(d))) continue;
       warm.set(
         next.name,
         this.executor.start({ bundle: step.bundle, ...(exec.limits ? { limits: exec.limits } : {}) }),
@@ -575,6 +572,9 @@ function stepFailure(reason: StepFailureReason, e: unknown, prefix = ''): Airloc
     cause: error,
   });
 }
+
+/** How many code steps' sandboxes may wait, started, for their turn at once. */
+const MAX_WARM_SANDBOXES = 8;
 
 /** How many steps run at once: `--concurrency`, else min(4, CPUs). */
 function concurrencyOf(exec: ExecutionOptions): number {
