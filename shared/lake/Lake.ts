@@ -17,6 +17,7 @@ import type {
   QueryCaps,
   QueryGovernor,
   QueryParam,
+  QueryPolicy,
   QueryResult,
   QuerySink,
   QueryStats,
@@ -38,6 +39,8 @@ export interface ImportOptions {
   unique?: string[];
   tags?: Record<string, string[]>;
   message?: string;
+  /** What the default commit message names as the data's origin (default: `file`), e.g. an HTTP upload. */
+  source?: string;
 }
 
 /** Options of {@link Lake.query}. */
@@ -47,7 +50,16 @@ export interface QueryOptions {
   params?: Record<string, QueryParam>;
   /** Lower caps for this query (never above the lake's and person's caps). */
   caps?: Partial<QueryCaps>;
+  /**
+   * The reader's view of the snapshot, applied inside the engine: which tables the actor
+   * may read, and the row filters and column masks that hold for them. Given by the one
+   * enforcement point (`shared/auth`); absent, the query sees every table unmasked.
+   */
+  reader?: ReaderView;
 }
+
+/** Narrows a snapshot to what one reader may see (see {@link QueryOptions.reader}). */
+export type ReaderView = (tables: SnapshotTable[]) => Promise<{ tables: SnapshotTable[]; policy?: QueryPolicy }>;
 
 /** The outcome of an import. */
 export interface ImportResult {
@@ -168,7 +180,7 @@ export class Lake {
           };
     const message =
       options.message ??
-      `${mode === 'append' ? 'Append' : 'Overwrite'} ${options.table} from ${options.file} (${prepared.rows} rows)`;
+      `${mode === 'append' ? 'Append' : 'Overwrite'} ${options.table} from ${options.source ?? options.file} (${prepared.rows} rows)`;
     let result: CommitResult;
     try {
       result = await this.catalog.commit(options.branch, [change], { actor, message });
@@ -241,11 +253,12 @@ export class Lake {
     const ref = options.ref ?? 'main';
     const snapshot = await this.catalog.snapshot(ref);
     // Paths are resolved (on S3: downloaded) only for the files the query reads, after the caps checks.
-    const tables: SnapshotTable[] = [...snapshot.tables.entries()].map(([name, { version }]) => ({
+    const all: SnapshotTable[] = [...snapshot.tables.entries()].map(([name, { version }]) => ({
       name,
       schema: version.schema,
       files: version.files,
     }));
+    const view = options.reader ? await options.reader(all) : { tables: all };
     const engine = await queryEngine();
     // The person's caps (override ▸ lake ▸ default): an agent gets its person's caps.
     const { caps: configured } = await (await this.caps()).effective(actor.person);
@@ -256,7 +269,8 @@ export class Lake {
       commit: snapshot.commit.id,
       request: {
         sql: options.sql,
-        tables,
+        tables: view.tables,
+        ...(view.policy ? { policy: view.policy } : {}),
         caps,
         ...(options.params ? { params: options.params } : {}),
         governance: { governor: this.queryGovernor, person: actor.person },

@@ -5,8 +5,8 @@ import { resolve } from 'node:path';
 import type { Catalog, MergeResult } from '../../catalog/index.js';
 import type { Actor, TableVersion } from '../../catalog/model.js';
 import { prepareImport } from '../../data/importFile.js';
-import { AirlockError, invalid, isAirlockError, isConflict } from '../../errors/index.js';
-import type { QueryCaps, SnapshotTable } from '../../query/index.js';
+import { AirlockError, denied, invalid, isAirlockError, isConflict } from '../../errors/index.js';
+import type { QueryCaps, QueryPolicy, SnapshotTable } from '../../query/index.js';
 import type { CatalogStore, ObjectStore } from '../../store/ports.js';
 import { DEFAULT_DENY_POLICY, type DenyPolicy, type SandboxLimits, sandboxFailureOf } from '../sandbox/index.js';
 import { type Step, loadPipelineSteps } from '../steps/index.js';
@@ -44,7 +44,17 @@ export interface ExecutionOptions {
   /** Called after every event of the run (progress output). */
   onEvent?: (event: StoredRunEvent) => void;
   executor?: CodeStepExecutor;
+  /**
+   * What the run's actor may see of each step's input tables (row filters and column
+   * masks, applied inside the engine), so a step run for a person reads exactly what that
+   * person may read. Given by the enforcement point (`shared/auth`); absent, steps read
+   * their inputs whole.
+   */
+  reader?: StepReader;
 }
+
+/** Narrows a step's input tables to what the run's actor may see; see {@link ExecutionOptions.reader}. */
+export type StepReader = (tables: SnapshotTable[]) => Promise<{ tables: SnapshotTable[]; policy?: QueryPolicy }>;
 
 const PARAM_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
 const POLICY_KEY = { pk: 'config', sk: 'pipelines' };
@@ -113,29 +123,35 @@ export class PipelineRunner {
       );
     }
     // The first steps' sandboxes start now, while the run is recorded and its branch made.
+    // `execute` owns the warm map (it disposes what it does not use); the finally below
+    // covers only an exit before it (disposing twice is harmless).
     const warm = this.warmUp(plan.steps, new Map(), exec);
-    const runId = newRunId();
-    const runBranch = `run/${runId}`;
-    const log = await RunLog.create(
-      this.deps.store,
-      {
-        type: 'started',
-        runId,
-        pipeline,
-        branch: options.branch,
-        runBranch,
-        base: head.commit as string,
-        params,
-        isolation,
-        dryRun: !!options.dryRun,
-        steps: recorded,
-        reads: Object.fromEntries(plan.external.map((t) => [t, baseTree.tables[t] ?? null])),
-      },
-      actor,
-    ).catch(disposingOnError(warm));
-    exec.onEvent?.(log.all[0] as StoredRunEvent);
-    await this.deps.catalog.createBranch(runBranch, head.commit as string, actor).catch(disposingOnError(warm));
-    return this.execute(log, plan, actor, exec, warm);
+    try {
+      const runId = newRunId();
+      const runBranch = `run/${runId}`;
+      const log = await RunLog.create(
+        this.deps.store,
+        {
+          type: 'started',
+          runId,
+          pipeline,
+          branch: options.branch,
+          runBranch,
+          base: head.commit as string,
+          params,
+          isolation,
+          dryRun: !!options.dryRun,
+          steps: recorded,
+          reads: Object.fromEntries(plan.external.map((t) => [t, baseTree.tables[t] ?? null])),
+        },
+        actor,
+      );
+      exec.onEvent?.(log.all[0] as StoredRunEvent);
+      await this.deps.catalog.createBranch(runBranch, head.commit as string, actor);
+      return await this.execute(log, plan, actor, exec, warm);
+    } finally {
+      await disposeAll(warm);
+    }
   }
 
   /**
@@ -182,9 +198,8 @@ export class PipelineRunner {
       if (!runBranch) await this.deps.catalog.createBranch(before.runBranch, before.base, actor);
       else if (runBranch.type === 'delete') await this.deps.catalog.restoreBranch(before.runBranch, actor);
       return await this.execute(log, plan, actor, exec, warm);
-    } catch (e) {
+    } finally {
       await disposeAll(warm);
-      throw e;
     }
   }
 
@@ -287,8 +302,9 @@ export class PipelineRunner {
    * Starts the sandboxes of the code steps still to run, in DAG order, so that their
    * runtime start-up overlaps other work (the run being recorded, the steps before them)
    * instead of following it; a step finds its process loaded and waiting. At most
-   * {@link MAX_WARM_SANDBOXES} wait at once (an idle one holds only a loaded runtime);
-   * whatever ends the run disposes those left.
+   * concurrency + 1 wait at once (the steps that can run next, and one more), so a long
+   * pipeline does not start a process per step up front; whatever ends the run disposes
+   * those left.
    */
   private warmUp(
     pending: readonly PlannedStep[],
@@ -296,8 +312,9 @@ export class PipelineRunner {
     exec: ExecutionOptions,
   ): Map<string, StartedCodeStepExecution> {
     if (!this.executor.start) return warm;
+    const cap = concurrencyOf(exec) + 1;
     for (const next of pending) {
-      if (warm.size >= MAX_WARM_SANDBOXES) return warm;
+      if (warm.size >= cap) return warm;
       const step = next.step;
       if (step.kind !== 'code' || warm.has(next.name)) continue;
       warm.set(
@@ -388,6 +405,7 @@ export class PipelineRunner {
         ? this.executor.start?.({ bundle: planned.step.bundle, ...(exec.limits ? { limits: exec.limits } : {}) })
         : undefined);
     let logs: string[] = [];
+    let policy: QueryPolicy | undefined;
     const staged: string[] = [];
     try {
       const snapshot = await this.deps.catalog.snapshot(run.runBranch);
@@ -401,18 +419,28 @@ export class PipelineRunner {
       }
       const caps = stepCaps(exec.limits);
       const stagingDir = this.deps.stagingDir;
+      if (exec.reader) {
+        const view = await exec.reader([...inputs.values()]);
+        const visible = new Set(view.tables.map((t) => t.name));
+        const hidden = [...inputs.keys()].filter((t) => !visible.has(t));
+        if (hidden.length > 0)
+          throw denied(`step ${planned.name} reads ${hidden.join(', ')}, which the run's actor may not read`);
+        policy = view.policy;
+      }
       let outputPath: string;
       const step = planned.step;
       if (step.kind === 'sql') {
-        const r = await materializeSql(step.sql, [...inputs.values()], run.params, caps, stagingDir).catch((e) => {
-          throw stepFailure('query_error', e);
-        });
+        const r = await materializeSql(step.sql, [...inputs.values()], run.params, caps, stagingDir, policy).catch(
+          (e) => {
+            throw stepFailure('query_error', e);
+          },
+        );
         outputPath = r.path;
         logs = [`read ${planned.inputs.join(', ') || 'no table'} (${r.bytesScanned} bytes), wrote ${r.rows} rows`];
       } else {
         const ipc: Record<string, Uint8Array> = {};
         for (const [name, input] of Object.entries(step.inputs)) {
-          ipc[name] = await readInputIpc(input, inputs.get(input.table) as SnapshotTable, caps, stagingDir);
+          ipc[name] = await readInputIpc(input, inputs.get(input.table) as SnapshotTable, caps, stagingDir, policy);
         }
         const result = execution
           ? await execution.run(ipc, run.params)
@@ -573,9 +601,6 @@ function stepFailure(reason: StepFailureReason, e: unknown, prefix = ''): Airloc
   });
 }
 
-/** How many code steps' sandboxes may wait, started, for their turn at once. */
-const MAX_WARM_SANDBOXES = 8;
-
 /** How many steps run at once: `--concurrency`, else min(4, CPUs). */
 function concurrencyOf(exec: ExecutionOptions): number {
   return Math.max(1, exec.concurrency ?? Math.min(4, availableParallelism()));
@@ -585,12 +610,4 @@ function concurrencyOf(exec: ExecutionOptions): number {
 async function disposeAll(warm: Map<string, StartedCodeStepExecution>): Promise<void> {
   await Promise.all([...warm.values()].map((w) => w.dispose()));
   warm.clear();
-}
-
-/** A `.catch` handler that disposes the warmed sandboxes, then rethrows. */
-function disposingOnError(warm: Map<string, StartedCodeStepExecution>) {
-  return async (e: unknown): Promise<never> => {
-    await disposeAll(warm);
-    throw e;
-  };
 }

@@ -11,10 +11,16 @@ export { PipelineRunner } from './PipelineRunner.js';
 export { planPipeline, stepInputs } from './planPipeline.js';
 export { summarize } from './runState.js';
 
-export type { CodeStepExecutor, CodeStepOutcome, CodeStepRequest } from './executors.js';
+export type {
+  CodeStepExecutor,
+  CodeStepOutcome,
+  CodeStepRequest,
+  LocalCodeStepExecutorOptions,
+  StartedCodeStepExecution,
+} from './executors.js';
 export type { LambdaExecutorOptions } from './LambdaCodeStepExecutor.js';
 export type { StepExecutorEvent, StepExecutorResult } from './stepExecutorProtocol.js';
-export type { ExecutionOptions, PipelinePolicy, RunnerDeps, StartRunOptions } from './PipelineRunner.js';
+export type { ExecutionOptions, PipelinePolicy, RunnerDeps, StartRunOptions, StepReader } from './PipelineRunner.js';
 export type { PipelinePlan, PlannedStep } from './planPipeline.js';
 export type { Isolation, RecordedStep, RunEvent, StepFailureReason, StoredRunEvent } from './runLog.js';
 export type { RunStatus, RunSummary, StepState } from './runState.js';

@@ -3,7 +3,7 @@ import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { withConnection } from '../../data/duckdbSession.js';
 import { sqlIdent, sqlString } from '../../data/duckdbTypes.js';
-import type { QueryCaps, SnapshotTable } from '../../query/index.js';
+import type { QueryCaps, QueryPolicy, SnapshotTable } from '../../query/index.js';
 import type { CodeStepInput, Expectation } from '../steps/index.js';
 import { formatExpectation } from '../steps/index.js';
 
@@ -25,11 +25,15 @@ export async function materializeSql(
   params: Record<string, string>,
   caps: QueryCaps,
   stagingDir: string,
+  policy?: QueryPolicy,
 ): Promise<{ path: string; rows: number; bytesScanned: number }> {
   const path = stagingPath(stagingDir, 'parquet');
   const { materializeQuery } = await queryEngine();
   try {
-    const r = await materializeQuery({ sql, tables, params, caps }, path);
+    const r = await materializeQuery(
+      { sql, tables, params, caps, ...(policy ? { policy: onlyTables(policy, tables) } : {}) },
+      path,
+    );
     return { path, rows: r.rows, bytesScanned: r.stats.bytesScanned };
   } catch (e) {
     await rm(path, { force: true });
@@ -47,17 +51,26 @@ export async function readInputIpc(
   table: SnapshotTable,
   caps: QueryCaps,
   stagingDir: string,
+  policy?: QueryPolicy,
 ): Promise<Uint8Array> {
   const [ns, name] = input.table.split('.') as [string, string];
   const columns = input.columns ? input.columns.map(sqlIdent).join(', ') : '*';
   const sql = `SELECT ${columns} FROM ${sqlIdent(ns)}.${sqlIdent(name)}${input.filter ? ` WHERE (${input.filter}\n)` : ''}`;
-  const staged = await materializeSql(sql, [table], {}, caps, stagingDir);
+  const staged = await materializeSql(sql, [table], {}, caps, stagingDir, policy);
   try {
     const { readParquet } = await parquet();
     return readParquet(await readFile(staged.path)).intoIPCStream();
   } finally {
     await rm(staged.path, { force: true });
   }
+}
+
+/** The part of a reader policy about the given tables (the engine refuses policy for absent tables). */
+function onlyTables(policy: QueryPolicy, tables: SnapshotTable[]): QueryPolicy {
+  const names = new Set(tables.map((t) => t.name));
+  const pick = <T>(r: Record<string, T> | undefined) =>
+    Object.fromEntries(Object.entries(r ?? {}).filter(([k]) => names.has(k)));
+  return { ...policy, masks: pick(policy.masks), rowFilters: pick(policy.rowFilters) };
 }
 
 /** Writes a step's output (Arrow IPC stream bytes) as a staged Parquet file. */
