@@ -64,6 +64,12 @@ export interface MergeOptions extends CommitOptions {
    * `target~1` is the state before the run, never one of its intermediate commits).
    */
   noFastForward?: boolean;
+  /**
+   * Merge only these exact sides (an approved merge is bound to them): the source ref must
+   * resolve to `sourceCommit` and the target's head must be `targetHead`, checked against
+   * the same head the merge event is conditional on. CONFLICT naming what moved otherwise.
+   */
+  expect?: { sourceCommit?: string; targetHead?: string };
 }
 
 /** What a resolved ref points at. */
@@ -978,6 +984,13 @@ export class Catalog {
     start.catch(() => undefined);
     const source = await this.locate(sourceRef);
     if (source.branch?.name === target && source.isHead) throw invalid(`cannot merge '${target}' into itself`);
+    const expected = options.expect;
+    if (expected?.sourceCommit !== undefined && source.commit.id !== expected.sourceCommit) {
+      throw conflict(
+        `source '${sourceRef}' moved: it is at ${source.commit.id.slice(0, 12)}, expected ${expected.sourceCommit.slice(0, 12)}`,
+        { moved: 'source', source: sourceRef, expected: expected.sourceCommit, actual: source.commit.id },
+      );
+    }
     let outcome: MergeResult | undefined;
     let needs: Durability | undefined;
     const sourceDurability = async () => {
@@ -985,6 +998,14 @@ export class Catalog {
       return needs;
     };
     const result = await this.withRetries(target, await start, async (head, attempt) => {
+      // Checked against the head this attempt's append is conditional on: if the target
+      // moves after this check, the append fails and the next attempt sees the new head.
+      if (expected?.targetHead !== undefined && head.commit !== expected.targetHead) {
+        throw conflict(
+          `target '${target}' moved: its head is ${String(head.commit).slice(0, 12)}, expected ${expected.targetHead.slice(0, 12)}`,
+          { moved: 'target', target, expected: expected.targetHead, actual: head.commit },
+        );
+      }
       const ours = await this.docs.getCommit(head.commit as string);
       const base = await this.findMergeBase(source, { name: target, event: head }, ours, syncRead);
       const baseId = base?.commit;
