@@ -14,10 +14,13 @@ import {
   detectIsolation,
   rowsToTable,
   runCodeStep,
+  type PooledSandboxProcess,
   type SandboxFailureDetails,
+  SandboxPool,
   type StepBundle,
   startCodeStep,
 } from '../shared/pipeline/sandbox/index.js';
+import { DEFAULT_SANDBOX_LIMITS, type SandboxLimits } from '../shared/pipeline/sandbox/runSandbox.js';
 
 const FIXTURES = resolve('test/fixtures/pipelines/sandbox');
 const NO_DENY: DenyPolicy = { packages: [], builtins: [] };
@@ -324,6 +327,197 @@ describe('sandbox: a step started ahead of its inputs', () => {
     const f = await failure(() => step.run({}, { who: 'nobody' }));
     expect(f.details.reason).toBe('crashed');
   });
+});
+
+/** Whether a pid still names a live (not yet reaped) process. */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The sandbox processes this test process has spawned and that still run (outermost pid of each). */
+async function liveSandboxes(): Promise<number[]> {
+  const { readdir } = await import('node:fs/promises');
+  const tasks = await readdir(`/proc/${process.pid}/task`);
+  const kids = new Set<number>();
+  for (const t of tasks) {
+    const text = await readFile(`/proc/${process.pid}/task/${t}/children`, 'utf8').catch(() => '');
+    for (const k of text.split(' ')) if (k.trim()) kids.add(Number(k));
+  }
+  const out: number[] = [];
+  for (const k of kids) {
+    const cmd = await readFile(`/proc/${k}/cmdline`, 'utf8').catch(() => '');
+    if (cmd.includes('airlock-step-')) out.push(k);
+  }
+  return out.sort();
+}
+
+describe.runIf(process.platform === 'linux')('sandbox: a pool of ready processes', () => {
+  const limits: SandboxLimits = { ...DEFAULT_SANDBOX_LIMITS, timeoutMs: 20_000, memoryMb: 256 };
+
+  it('serves one step per process: the pooled process runs the step, exits, and the next step gets another', async () => {
+    const pool = new SandboxPool({ size: 1, limits });
+    try {
+      await pool.ready();
+      const [waiting] = pool.idlePids();
+      expect(waiting).toBeDefined();
+      const b = await bundle('top-level-log.mjs');
+      const first = await pool.acquire(b.file, limits);
+      expect(first.pooled).toBe(true);
+      expect(first.pid).toBe(waiting);
+      const raw = await first.send('run', { who: 'pooled' }, []);
+      await first.dispose();
+      expect(raw.exitCode).toBe(0);
+      expect(raw.control.map((m) => m.type)).toEqual(['ready', 'ok']);
+      expect(raw.logs).toEqual(['module loaded', 'run called']);
+      expect(alive(waiting as number)).toBe(false);
+      await pool.ready();
+      const [next] = pool.idlePids();
+      expect(next).toBeDefined();
+      expect(next).not.toBe(waiting);
+      // Through the step API: the same result as a freshly spawned process.
+      const step = startCodeStep(b, limits, pool);
+      try {
+        const r = await step.run({}, { who: 'again' });
+        expect(r.output.getChild('greeting')?.get(0)).toBe('hello again');
+      } finally {
+        await step.dispose();
+      }
+      expect(alive(next as number)).toBe(false);
+    } finally {
+      await pool.close();
+    }
+  }, 120_000);
+
+  it('a pooled process reads its own bundle and nothing else: not another bundle, the cache, /etc/passwd or its folder', async () => {
+    const pool = new SandboxPool({ size: 1, limits });
+    try {
+      await pool.ready();
+      const other = await bundle('passthrough.mjs');
+      const probe = await bundle('probe-files.mjs', NO_DENY);
+      const paths = ['/etc/passwd', other.file, probe.file, join(cacheDir, 'missing.json')];
+      const step = startCodeStep(probe, limits, pool);
+      let rows: Array<{ what: string; outcome: string }>;
+      try {
+        const r = await step.run({}, { paths: JSON.stringify(paths) });
+        rows = r.output.toArray().map((x) => ({ what: String(x.what), outcome: String(x.outcome) }));
+      } finally {
+        await step.dispose();
+      }
+      expect(rows).toEqual([
+        { what: 'own bundle', outcome: 'ok' },
+        { what: 'working directory', outcome: 'ERR_ACCESS_DENIED' },
+        ...paths.map((p) => ({ what: p, outcome: 'ERR_ACCESS_DENIED' })),
+      ]);
+    } finally {
+      await pool.close();
+    }
+  }, 120_000);
+
+  it('keeps every other layer for pooled processes: empty environment, no network, no processes, limits', async () => {
+    const pool = new SandboxPool({ size: 2, limits });
+    process.env.AIRLOCK_SECRET_TEST = 'hunter2';
+    try {
+      await pool.ready();
+      const env = startCodeStep(await bundle('read-env.mjs'), limits, pool);
+      try {
+        const r = await env.run({}, {});
+        expect(r.output.getChild('secret')?.get(0)).toBeNull();
+        expect(r.output.getChild('keys')?.get(0)).toBe(0);
+      } finally {
+        await env.dispose();
+      }
+      const marker = join(scratch, 'spawned-pooled');
+      const spawnStep = startCodeStep(await bundle('spawn.mjs', NO_DENY), limits, pool);
+      const spawned = await failure(async () => {
+        try {
+          return await spawnStep.run({}, { marker });
+        } finally {
+          await spawnStep.dispose();
+        }
+      });
+      expect(spawned.code).toBe('DENIED');
+      expect(existsSync(marker)).toBe(false);
+      if (detectIsolation().network) {
+        const { server, port, connections } = await countingServer();
+        try {
+          const net = startCodeStep(await bundle('fetch.mjs'), limits, pool);
+          const f = await failure(async () => {
+            try {
+              return await net.run({}, { port: String(port) });
+            } finally {
+              await net.dispose();
+            }
+          });
+          expect(f.message).toMatch(/no network/);
+          expect(connections()).toBe(0);
+        } finally {
+          server.close();
+        }
+      }
+      const loop = startCodeStep(await bundle('loop.mjs'), { ...limits, timeoutMs: 1500 }, pool);
+      const timedOut = await failure(async () => {
+        try {
+          return await loop.run({}, {});
+        } finally {
+          await loop.dispose();
+        }
+      });
+      expect(timedOut.details.reason).toBe('timeout');
+      const bomb = startCodeStep(await bundle('buffer-bomb.mjs'), limits, pool);
+      const oom = await failure(async () => {
+        try {
+          return await bomb.run({}, {});
+        } finally {
+          await bomb.dispose();
+        }
+      });
+      expect(oom.details.reason).toBe('memory');
+    } finally {
+      delete process.env.AIRLOCK_SECRET_TEST;
+      await pool.close();
+    }
+  }, 180_000);
+
+  it('never holds more than its size waiting, and close() leaves no process behind', async () => {
+    const pool = new SandboxPool({ size: 2, limits });
+    const b = await bundle('top-level-log.mjs');
+    const handedOut: PooledSandboxProcess[] = [];
+    try {
+      await pool.ready();
+      expect(pool.idleCount).toBe(2);
+      expect(await liveSandboxes()).toEqual(pool.idlePids().sort());
+      for (let i = 0; i < 3; i++) {
+        handedOut.push(await pool.acquire(b.file, limits));
+        expect(pool.idleCount).toBeLessThanOrEqual(2);
+      }
+      // The first two were waiting; the third is a refill or a spawn of its own, as the race goes.
+      expect(handedOut.slice(0, 2).map((p) => p.pooled)).toEqual([true, true]);
+      await pool.ready();
+      expect(pool.idleCount).toBe(2);
+      const live = await liveSandboxes();
+      expect(live.length).toBe(5); // 3 handed out + 2 waiting
+      // A step asking for another memory limit gets its own process; the pool follows it.
+      const other = await pool.acquire(b.file, { ...limits, memoryMb: 300 });
+      handedOut.push(other);
+      expect(other.pooled).toBe(false);
+      await pool.ready();
+      expect(pool.idleCount).toBe(2);
+      const switched = await pool.acquire(b.file, { ...limits, memoryMb: 300 });
+      handedOut.push(switched);
+      expect(switched.pooled).toBe(true);
+    } finally {
+      await pool.close();
+      await Promise.all(handedOut.map((p) => p.dispose()));
+    }
+    expect(pool.idleCount).toBe(0);
+    expect(await liveSandboxes()).toEqual([]);
+    await expect(pool.acquire(b.file, limits)).rejects.toThrow(/closed/);
+  }, 180_000);
 });
 
 describe('sandbox: npm packages from the pipeline folder', () => {

@@ -2,6 +2,7 @@ import {
   type RunCodeStepRequest,
   runCodeStep,
   type SandboxLimits,
+  SandboxPool,
   type StepBundle,
   startCodeStep,
 } from '../sandbox/index.js';
@@ -35,6 +36,8 @@ export interface CodeStepExecutor {
    * Executors without a start-up worth hiding leave it out.
    */
   start?(request: Pick<CodeStepRequest, 'bundle' | 'limits'>): StartedCodeStepExecution;
+  /** Optional: releases what the executor keeps between runs (a pool of ready processes). Idempotent. */
+  close?(): Promise<void>;
 }
 
 /** A code step started ahead of its inputs; see {@link CodeStepExecutor.start}. */
@@ -45,18 +48,54 @@ export interface StartedCodeStepExecution {
   dispose(): Promise<void>;
 }
 
-/** Runs code steps in a local sandboxed process (see `runCodeStep`). */
+/** Options of {@link LocalCodeStepExecutor}. */
+export interface LocalCodeStepExecutorOptions {
+  /**
+   * Keep this many sandbox processes ready between steps (see `SandboxPool`), for an
+   * executor shared by many runs in one long-lived process; size it to the runner's
+   * concurrency + 1. `limits` are those the runs will ask for (a step asking for others
+   * gets a fresh process). The owner must call {@link LocalCodeStepExecutor.close}.
+   * Default: no pool; every step spawns its own process.
+   */
+  pool?: { size: number; limits?: Partial<SandboxLimits> };
+}
+
+/**
+ * Runs code steps in a local sandboxed process (see `runCodeStep`): a new one per step,
+ * or, with a pool, a ready one bound to the step — one step per process either way.
+ */
 export class LocalCodeStepExecutor implements CodeStepExecutor {
+  private readonly pool: SandboxPool | undefined;
+
+  constructor(options: LocalCodeStepExecutorOptions = {}) {
+    this.pool = options.pool
+      ? new SandboxPool({ size: options.pool.size, ...(options.pool.limits ? { limits: options.pool.limits } : {}) })
+      : undefined;
+  }
+
+  /** The pool of ready processes, when the executor keeps one. */
+  get sandboxPool(): SandboxPool | undefined {
+    return this.pool;
+  }
+
   async run(request: CodeStepRequest): Promise<CodeStepOutcome> {
+    if (this.pool) {
+      const started = this.start(request);
+      try {
+        return await started.run(request.inputs, request.params);
+      } finally {
+        await started.dispose();
+      }
+    }
     const call: RunCodeStepRequest = { bundle: request.bundle, inputs: request.inputs, params: request.params };
     if (request.limits) call.limits = request.limits;
     const r = await runCodeStep(call);
     return { outputIpc: r.outputIpc, logs: r.logs, durationMs: r.durationMs, warnings: r.warnings };
   }
 
-  /** Spawns the sandbox process now; it loads the bundle while the inputs are prepared. */
+  /** Binds a process to the step now (a pooled one, or a new spawn); it loads the bundle while the inputs are prepared. */
   start(request: Pick<CodeStepRequest, 'bundle' | 'limits'>): StartedCodeStepExecution {
-    const step = startCodeStep(request.bundle, request.limits);
+    const step = startCodeStep(request.bundle, request.limits, this.pool);
     return {
       async run(inputs, params) {
         const r = await step.run(inputs, params);
@@ -64,5 +103,10 @@ export class LocalCodeStepExecutor implements CodeStepExecutor {
       },
       dispose: () => step.dispose(),
     };
+  }
+
+  /** Kills the pool's waiting processes. Steps already started are not affected. */
+  async close(): Promise<void> {
+    await this.pool?.close();
   }
 }

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, realpath, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, realpath, rename, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -348,18 +348,17 @@ export async function bundleStep(file: string, options: BundleStepOptions = {}):
     const abs = resolve(pipelineDir, input);
     if (within(pipelineDir, abs) && existsSync(abs)) files.push({ path: abs, sha256: sha256(await readFile(abs)) });
   }
-  // A declaration read from the previous build of this key would describe other code.
-  await rm(describedFile(bundleFile), { force: true });
   await writeAtomically(bundleFile, out.contents);
   await writeAtomically(manifestFile, JSON.stringify({ files } satisfies Manifest));
   return { file: bundleFile, step, hash: key, cached: false };
 }
 
 /**
- * Where the declaration of a bundle (what describe mode returned) is kept next to it, so
- * later runs of unchanged code need not start a sandbox just to read it. Removed
- * whenever the bundle is rebuilt.
+ * Where the declaration of a bundle (what describe mode returned) is kept, so later runs
+ * of unchanged code need not start a sandbox just to read it. Named after the SHA-256 of
+ * the bundle's bytes, so it validates itself: a rebuilt or different bundle has another
+ * name, whatever the cache key or the `cached` flag said.
  */
-export function describedFile(bundleFile: string): string {
-  return bundleFile.replace(/\.mjs$/, '.describe.json');
+export async function describedFile(bundleFile: string): Promise<string> {
+  return join(dirname(bundleFile), `describe-${sha256(await readFile(bundleFile))}.json`);
 }

@@ -4,7 +4,8 @@ export {
   DEFAULT_DENY_POLICY,
   deniedBy,
 } from './denyPolicy.js';
-export { detectIsolation } from './isolation.js';
+export { detectIsolation, isolationSupport } from './isolation.js';
+export { SandboxPool } from './pool.js';
 export { rowsToTable } from './rowsToTable.js';
 export { describeStepBundle, runCodeStep, sandboxFailureOf, startCodeStep } from './runCodeStep.js';
 export { DEFAULT_SANDBOX_LIMITS } from './runSandbox.js';
@@ -12,6 +13,7 @@ export { DEFAULT_SANDBOX_LIMITS } from './runSandbox.js';
 export type { BundleStepOptions, StepBundle } from './bundleStep.js';
 export type { DenyPolicy } from './denyPolicy.js';
 export type { IsolationSupport } from './isolation.js';
+export type { PooledSandboxProcess, SandboxPoolOptions } from './pool.js';
 export type {
   RunCodeStepRequest,
   RunCodeStepResult,

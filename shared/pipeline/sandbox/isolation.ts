@@ -1,4 +1,4 @@
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 
 /**
  * What the operating system lets the sandbox add around the Node permission model.
@@ -30,6 +30,44 @@ function works(cmd: string[]): boolean {
 }
 
 let detected: IsolationSupport | undefined;
+let detecting: Promise<IsolationSupport> | undefined;
+
+function worksAsync(cmd: string[]): Promise<boolean> {
+  const [bin, ...args] = cmd;
+  if (!bin) return Promise.resolve(false);
+  return new Promise((resolve) => {
+    const child = spawn(bin, [...args, 'true'], { stdio: 'ignore', timeout: 5000 });
+    child.on('error', () => resolve(false));
+    child.on('close', (code) => resolve(code === 0));
+  });
+}
+
+/**
+ * {@link detectIsolation} without blocking the event loop: the probes run in parallel,
+ * as child processes, once per process; the sandbox uses this one.
+ */
+export function isolationSupport(): Promise<IsolationSupport> {
+  if (detected) return Promise.resolve(detected);
+  detecting ??= (async () => {
+    const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+    const drop = ['setpriv', `--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups', '--'];
+    const full = ['unshare', '-n', '-p', '-f', '--kill-child', '--'];
+    const net = ['unshare', '-n', '--'];
+    const probes = [
+      full,
+      net,
+      ...(isRoot ? [[...full, ...drop], [...net, ...drop], drop] : []),
+      ['prlimit', '--cpu=5', '--'],
+    ];
+    const results = new Map<string, boolean>();
+    if (process.platform === 'linux') {
+      await Promise.all(probes.map(async (p) => results.set(p.join(' '), await worksAsync(p))));
+    }
+    detected ??= decide(isRoot, (cmd) => results.get(cmd.join(' ')) ?? false);
+    return detected;
+  })();
+  return detecting;
+}
 
 /**
  * Detects the OS isolation available to sandboxed steps (once, then cached).
@@ -45,9 +83,16 @@ let detected: IsolationSupport | undefined;
  */
 export function detectIsolation(): IsolationSupport {
   if (detected) return detected;
+  const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+  detected = decide(isRoot, works);
+  return detected;
+}
+
+/** Picks the layers from what the probes found (`works` answers for one wrapper command). */
+function decide(isRoot: boolean, works: (cmd: string[]) => boolean): IsolationSupport {
   const warnings: string[] = [];
   if (process.platform !== 'linux') {
-    detected = {
+    return {
       network: false,
       pid: false,
       unprivilegedUser: false,
@@ -57,7 +102,6 @@ export function detectIsolation(): IsolationSupport {
         `sandbox: no network or PID isolation on ${process.platform} (Linux namespaces unavailable); steps can open network connections`,
       ],
     };
-    return detected;
   }
   let prefix: string[] = [];
   let network = false;
@@ -77,7 +121,6 @@ export function detectIsolation(): IsolationSupport {
     );
   }
   let unprivilegedUser = false;
-  const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
   if (isRoot) {
     const drop = ['setpriv', `--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups', '--'];
     if (works([...prefix, ...drop])) {
@@ -90,6 +133,5 @@ export function detectIsolation(): IsolationSupport {
     }
   }
   const cpuLimit = works(['prlimit', '--cpu=5', '--']);
-  detected = { network, pid, unprivilegedUser, cpuLimit, prefix, warnings };
-  return detected;
+  return { network, pid, unprivilegedUser, cpuLimit, prefix, warnings };
 }

@@ -11,6 +11,7 @@ import {
   type SandboxLimits,
   startSandboxProcess,
 } from './runSandbox.js';
+import type { SandboxPool } from './pool.js';
 
 /** Why a sandboxed step failed; stable strings for run events and `runs show`. */
 export type SandboxFailureReason =
@@ -221,7 +222,7 @@ export async function runCodeStep(request: RunCodeStepRequest): Promise<RunCodeS
     ipcInputs(request.inputs),
     limits,
   );
-  return interpretRun(raw, request.bundle, limits);
+  return interpretRun(raw, request.bundle, limits, raw.sinceSpawnMs);
 }
 
 /** A code step whose sandbox process is starting; see {@link startCodeStep}. */
@@ -237,21 +238,26 @@ export interface StartedCodeStep {
  * overlaps whatever prepares them; `run` then costs only the request, the step and its
  * output. Same sandbox, limits and errors as {@link runCodeStep}; the wall-clock limit
  * runs from `run` (and, before it, bounds start-up alone). `durationMs` of the result
- * counts from `run`.
+ * counts from `run`. With a `pool`, the process is a ready one from the pool (bound to
+ * this bundle now), so not even the spawn is left to hide.
  *
  * @example
  * const step = startCodeStep(bundle, { timeoutMs: 30_000 });
  * try { const inputs = await readInputs(); return await step.run(inputs, params); }
  * finally { await step.dispose(); }
  */
-export function startCodeStep(bundle: StepBundle, limitsAsked?: Partial<SandboxLimits>): StartedCodeStep {
+export function startCodeStep(
+  bundle: StepBundle,
+  limitsAsked?: Partial<SandboxLimits>,
+  pool?: SandboxPool,
+): StartedCodeStep {
   const limits = fullLimits(limitsAsked);
-  const starting = startSandboxProcess(bundle.file, limits);
+  const starting = pool ? pool.acquire(bundle.file, limits) : startSandboxProcess(bundle.file, limits);
   starting.catch(() => undefined); // reported by run(); a disposed step's spawn failure is moot
   return {
     async run(inputs, params = {}) {
       const raw = await (await starting).send('run', params, ipcInputs(inputs));
-      return interpretRun(raw, bundle, limits);
+      return interpretRun(raw, bundle, limits, raw.durationMs);
     },
     async dispose() {
       await (await starting.catch(() => undefined))?.dispose();
@@ -266,7 +272,12 @@ function ipcInputs(inputs: RunCodeStepRequest['inputs']): SandboxInput[] {
   }));
 }
 
-function interpretRun(raw: RawSandboxResult, bundle: StepBundle, limits: SandboxLimits): RunCodeStepResult {
+function interpretRun(
+  raw: RawSandboxResult,
+  bundle: StepBundle,
+  limits: SandboxLimits,
+  durationMs: number,
+): RunCodeStepResult {
   const failure = interpretFailure(raw, bundle.step, limits);
   if (failure) throw failure;
   const ok = raw.control.find((m) => m.type === 'ok');
@@ -285,7 +296,7 @@ function interpretRun(raw: RawSandboxResult, bundle: StepBundle, limits: Sandbox
     output,
     outputIpc: raw.stdout,
     logs: raw.logs,
-    durationMs: raw.durationMs,
+    durationMs,
     peakRssMb: raw.peakRssMb,
     warnings: raw.isolation.warnings,
     isolation: {
@@ -301,8 +312,8 @@ function interpretRun(raw: RawSandboxResult, bundle: StepBundle, limits: Sandbox
  * its static declaration (`output`, `inputs`, `expect`, whether it has `run`) as JSON.
  * Loading a module runs its top-level code, so even reading a declaration of untrusted
  * code happens in the sandbox, never in the parent. The declaration is kept next to the
- * bundle, so an unchanged (cached) bundle is described without starting a process; its
- * `logs` are then empty. The result is unvalidated JSON;
+ * bundle under the hash of its bytes, so the same bundle is described again without
+ * starting a process; its `logs` are then empty. The result is unvalidated JSON;
  * `describeCodeStep` in `shared/pipeline/steps` validates it.
  *
  * @throws AirlockError as {@link runCodeStep} does.
@@ -311,10 +322,9 @@ export async function describeStepBundle(
   bundle: StepBundle,
   limits?: Partial<SandboxLimits>,
 ): Promise<{ spec: unknown; logs: string[] }> {
-  if (bundle.cached) {
-    const known = await readFile(describedFile(bundle.file), 'utf8').catch(() => undefined);
-    if (known !== undefined) return { spec: JSON.parse(known) as unknown, logs: [] };
-  }
+  const known = await describedFile(bundle.file);
+  const spec = await readFile(known, 'utf8').catch(() => undefined);
+  if (spec !== undefined) return { spec: JSON.parse(spec) as unknown, logs: [] };
   const full = fullLimits({ timeoutMs: 15_000, ...limits });
   const raw = await runSandboxProcess(bundle.file, 'describe', {}, [], full);
   const failure = interpretFailure(raw, bundle.step, full);
@@ -322,7 +332,7 @@ export async function describeStepBundle(
   const msg = raw.control.find((m) => m.type === 'describe');
   if (msg?.type !== 'describe') throw crashed(raw, bundle.step);
   // Kept for the next run of the same bundle (best effort: a read-only cache only costs a sandbox start).
-  await writeAtomically(describedFile(bundle.file), JSON.stringify(msg.spec ?? null)).catch(() => undefined);
+  await writeAtomically(known, JSON.stringify(msg.spec ?? null)).catch(() => undefined);
   return { spec: msg.spec, logs: raw.logs };
 }
 

@@ -1,9 +1,11 @@
 import { spawn } from 'node:child_process';
+import type { Duplex } from 'node:stream';
 import { chmod, copyFile, link, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { type ControlMessage, encodeRequest, type SandboxMode } from './protocol.js';
-import { detectIsolation, type IsolationSupport } from './isolation.js';
+import { isolationSupport, type IsolationSupport } from './isolation.js';
 
 /** Resource limits of one sandboxed step process. */
 export interface SandboxLimits {
@@ -43,7 +45,10 @@ export interface RawSandboxResult {
   signal: NodeJS.Signals | null;
   killed?: KillReason;
   peakRssMb: number;
+  /** From the request being sent to the process's end: the step, its I/O and its exit. */
   durationMs: number;
+  /** From the spawn to the process's end; includes start-up and, for a pooled process, its wait in the pool. */
+  sinceSpawnMs: number;
   isolation: IsolationSupport;
 }
 
@@ -82,11 +87,13 @@ async function treeRssBytes(pid: number): Promise<number> {
 }
 
 /**
- * A sandboxed step process that has been started and is loading its bundle, waiting for
- * its request. Starting a process ahead of its inputs hides the runtime's start-up behind
- * the work that prepares them (reading the inputs from the lake, a preceding step).
+ * A sandboxed step process bound to its bundle: loading it, then waiting for its request.
+ * Starting a process ahead of its inputs hides the runtime's start-up behind the work
+ * that prepares them (reading the inputs from the lake, a preceding step).
  */
 export interface SandboxProcess {
+  /** The pid of the outermost process of the sandbox (its process group), for tests and diagnostics. */
+  readonly pid: number | undefined;
   /**
    * Feeds the framed request and collects stdout, logs and control messages until the
    * process ends. The wall-clock limit runs from this call. Call at most once.
@@ -103,43 +110,94 @@ export interface SandboxInput {
 }
 
 /**
- * Spawns the bundle in the sandbox and returns at once; the process loads the bundle and
- * waits for its request (see {@link SandboxProcess.send}). A step whose module has not
- * loaded within `limits.timeoutMs` of the spawn is killed as timed out; once loaded, it
- * may wait for its request as long as its owner likes (and must be disposed).
+ * What a sandbox process is spawned with and cannot change later: its heap limit and
+ * the CPU-time rlimit derived from the wall-clock limit.
  */
-export async function startSandboxProcess(bundleFile: string, limits: SandboxLimits): Promise<SandboxProcess> {
-  const isolation = detectIsolation();
-  // An empty working directory: relative paths in the step lead nowhere.
+export interface SandboxProfile {
+  memoryMb: number;
+  timeoutMs: number;
+}
+
+/**
+ * A sandbox process spawned with every layer of the sandbox but no step yet: the Node
+ * runtime is up and waits, holding nothing, for the one bundle it will ever load. It may
+ * read exactly one path, `<its empty working directory>/step.mjs`, which does not exist
+ * until {@link IdleSandbox.bind} links the bundle there. A bound process serves one
+ * step and exits; it is never bound twice.
+ */
+export interface IdleSandbox {
+  readonly pid: number | undefined;
+  readonly profile: Readonly<SandboxProfile>;
+  /** Resolves once the runtime has started and waits for its bundle (rejects if it died first). */
+  readonly booted: Promise<void>;
+  /** False once the process has exited or been bound or disposed. */
+  readonly available: boolean;
+  /**
+   * Places the bundle at the one path the process may read and tells it to import it.
+   * `limits.memoryMb` must be the profile's; the wall-clock limit runs from here until the
+   * step has loaded, then from {@link SandboxProcess.send}. Call at most once.
+   */
+  bind(bundleFile: string, limits: SandboxLimits): Promise<SandboxProcess>;
+  /** Kills the process and removes its working directory. Idempotent. */
+  dispose(): Promise<void>;
+}
+
+/** The file descriptor of the bind channel in the child (duplex: "booted" out, "bind" in). */
+const BIND_FD = 4;
+
+/**
+ * The whole program a sandbox process starts with (`node -e`, so no file needs to be
+ * readable before the bundle): report that the runtime is up, wait for the parent's
+ * signal, then import the bundle (whose harness reads the request on stdin). If the parent
+ * goes away first, the channel ends and the process exits.
+ */
+function bootstrap(script: string): string {
+  const url = pathToFileURL(script).href;
+  return [
+    `const c = new (require('node:net').Socket)({ fd: ${BIND_FD}, readable: true, writable: true });`,
+    "c.on('error', () => process.exit(70));",
+    "c.once('end', () => process.exit(0));",
+    "c.once('data', () => {",
+    "  c.removeAllListeners('end'); c.destroy();",
+    `  import(${JSON.stringify(url)}).catch((e) => { console.error(String(e && e.stack || e)); process.exit(70); });`,
+    '});',
+    "c.write('b');",
+  ].join('\n');
+}
+
+/**
+ * Spawns a bundle-agnostic sandbox process (see {@link IdleSandbox}). Layers: Node's
+ * permission model reading one path only (and, without --allow-child-process,
+ * --allow-worker, --allow-addons, --allow-wasi: no processes, threads, addons or WASI),
+ * an empty environment, an empty working directory, the heap limit, a CPU-time rlimit,
+ * and the OS isolation {@link isolationSupport} found (network and PID namespaces, the
+ * `nobody` uid when the parent is root).
+ */
+export async function spawnIdleSandbox(profile: SandboxProfile): Promise<IdleSandbox> {
+  const spawnedAt = performance.now();
+  const isolation = await isolationSupport();
+  // An empty working directory, traversable but not listable by the step's uid: relative
+  // paths lead nowhere, and the bundle is placed here at bind time.
   const cwd = await mkdtemp(join(tmpdir(), 'airlock-step-'));
-  let script = bundleFile;
-  if (isolation.unprivilegedUser) {
-    // The step runs as `nobody`, which cannot reach a private cache folder: stage the
-    // bundle in the run's own folder (traversable, not listable) by hard link or copy.
-    await chmod(cwd, 0o711);
-    script = join(cwd, 'step.mjs');
-    await link(bundleFile, script).catch(() => copyFile(bundleFile, script));
-    await chmod(script, 0o644);
-  }
+  await chmod(cwd, 0o711);
+  const script = join(cwd, 'step.mjs');
   const nodeArgs = [
-    // The permission model: no file access except reading the bundle itself, and —
-    // since --allow-child-process, --allow-worker, --allow-addons and --allow-wasi are
-    // absent — no child processes, worker threads, native addons or WASI.
     '--experimental-permission',
     `--allow-fs-read=${script}`,
-    `--max-old-space-size=${Math.max(16, Math.floor(limits.memoryMb))}`,
+    `--max-old-space-size=${Math.max(16, Math.floor(profile.memoryMb))}`,
     '--no-warnings',
-    script,
+    '-e',
+    bootstrap(script),
   ];
   // A CPU-time rlimit is the backstop for a parent that dies before its timer fires: an
   // orphaned step that spins is still killed by the kernel.
-  const cpuSeconds = Math.ceil(limits.timeoutMs / 1000) * 2 + 5;
+  const cpuSeconds = Math.ceil(profile.timeoutMs / 1000) * 2 + 5;
   const rlimit = isolation.cpuLimit ? ['prlimit', `--cpu=${cpuSeconds}:${cpuSeconds + 2}`, '--'] : [];
   const [cmd, ...args] = [...rlimit, ...isolation.prefix, process.execPath, ...nodeArgs] as [string, ...string[]];
   const child = spawn(cmd, args, {
     cwd,
     env: {}, // no credentials, tokens or paths from the parent
-    stdio: ['pipe', 'pipe', 'pipe', 'pipe'],
+    stdio: ['pipe', 'pipe', 'pipe', 'pipe', 'pipe'],
     // Its own process group, so one signal reaches every process of the sandbox: after
     // `setpriv` changes the uid the kernel clears unshare's parent-death signal, and
     // killing `unshare` alone would leave the step running.
@@ -152,29 +210,16 @@ export async function startSandboxProcess(bundleFile: string, limits: SandboxLim
     killed = reason;
     killGroup(child.pid);
   };
-  // Until the step module has loaded, the whole budget bounds start-up; `send` re-arms it.
-  let timer = setTimeout(() => kill('timeout'), limits.timeoutMs);
+  let timer: NodeJS.Timeout | undefined;
+  let watchdog: NodeJS.Timeout | undefined;
   let peakRss = 0;
-  let polling = false;
-  const memLimit = limits.memoryMb * 1024 * 1024;
-  const watchdog =
-    process.platform === 'linux' && child.pid !== undefined
-      ? setInterval(() => {
-          if (polling || child.pid === undefined) return;
-          polling = true;
-          void treeRssBytes(child.pid).then((rss) => {
-            polling = false;
-            peakRss = Math.max(peakRss, rss);
-            if (rss > memLimit) kill('memory');
-          });
-        }, 20)
-      : undefined;
 
   const outChunks: Buffer[] = [];
   let outBytes = 0;
+  let maxOutputBytes = Number.POSITIVE_INFINITY;
   child.stdout.on('data', (c: Buffer) => {
     outBytes += c.byteLength;
-    if (outBytes > limits.maxOutputBytes) {
+    if (outBytes > maxOutputBytes) {
       kill('output');
       return;
     }
@@ -182,11 +227,12 @@ export async function startSandboxProcess(bundleFile: string, limits: SandboxLim
   });
 
   const logs: string[] = [];
+  let maxLogLines = DEFAULT_SANDBOX_LIMITS.maxLogLines;
   let dropped = 0;
   let partial = '';
   let tail = '';
   const pushLine = (line: string) => {
-    if (logs.length < limits.maxLogLines) logs.push(line.length > MAX_LINE ? `${line.slice(0, MAX_LINE)}…` : line);
+    if (logs.length < maxLogLines) logs.push(line.length > MAX_LINE ? `${line.slice(0, MAX_LINE)}…` : line);
     else dropped++;
   };
   child.stderr.setEncoding('utf8');
@@ -211,6 +257,8 @@ export async function startSandboxProcess(bundleFile: string, limits: SandboxLim
     if (!sent && controlText.startsWith(READY_LINE)) clearTimeout(timer);
   });
   child.stdin.on('error', () => undefined); // the child may exit before reading everything
+  const channel = child.stdio[BIND_FD] as unknown as Duplex;
+  channel.on('error', () => undefined);
 
   let ended = false;
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve, reject) => {
@@ -223,26 +271,45 @@ export async function startSandboxProcess(bundleFile: string, limits: SandboxLim
     killGroup(child.pid); // anything the step left behind in its group
   });
   exited.catch(() => undefined); // observed by send; a disposed process's failure is moot
+  const booted = new Promise<void>((resolve, reject) => {
+    channel.once('data', () => resolve());
+    void exited.then(
+      () => reject(new Error('the sandbox process exited before it started')),
+      (e: unknown) => reject(e),
+    );
+  });
+  booted.catch(() => undefined);
 
   let cleaned: Promise<void> | undefined;
   const cleanUp = () => {
     cleaned ??= rm(cwd, { recursive: true, force: true });
     return cleaned;
   };
+  const dispose = async () => {
+    clearTimeout(timer);
+    if (watchdog) clearInterval(watchdog);
+    if (!ended) killGroup(child.pid);
+    await exited.catch(() => undefined);
+    await cleanUp();
+  };
 
-  return {
+  let bound = false;
+  let disposed = false;
+  let limitsOf: SandboxLimits = { ...DEFAULT_SANDBOX_LIMITS, ...profile };
+  const boundProcess: SandboxProcess = {
+    pid: child.pid,
     async send(mode, params, inputs) {
       sent = true;
       clearTimeout(timer);
       const started = performance.now();
-      if (!killed) timer = setTimeout(() => kill('timeout'), limits.timeoutMs);
+      if (!killed && !ended) timer = setTimeout(() => kill('timeout'), limitsOf.timeoutMs);
       for (const chunk of encodeRequest(mode, params, inputs)) child.stdin.write(chunk);
       child.stdin.end();
       const { code, signal } = await exited;
-      const durationMs = performance.now() - started;
+      const finishedAt = performance.now();
       await cleanUp();
       if (partial) pushLine(partial);
-      if (dropped > 0) logs.push(`… ${dropped} more log lines not kept (limit ${limits.maxLogLines})`);
+      if (dropped > 0) logs.push(`… ${dropped} more log lines not kept (limit ${maxLogLines})`);
 
       const control: ControlMessage[] = [];
       for (const line of controlText.split('\n')) {
@@ -261,20 +328,73 @@ export async function startSandboxProcess(bundleFile: string, limits: SandboxLim
         exitCode: code,
         signal,
         peakRssMb: Math.round(peakRss / (1024 * 1024)),
-        durationMs,
+        durationMs: finishedAt - started,
+        sinceSpawnMs: finishedAt - spawnedAt,
         isolation,
       };
       if (killed) result.killed = killed;
       return result;
     },
+    dispose,
+  };
+  return {
+    pid: child.pid,
+    profile: Object.freeze({ ...profile }),
+    booted,
+    get available() {
+      return !bound && !disposed && !ended;
+    },
+    async bind(bundleFile, limits) {
+      if (bound || disposed) throw new Error('a sandbox process is bound to one step only');
+      if (limits.memoryMb !== profile.memoryMb)
+        throw new Error('the step asks for another memory limit than the process has');
+      bound = true;
+      limitsOf = limits;
+      maxOutputBytes = limits.maxOutputBytes;
+      maxLogLines = limits.maxLogLines;
+      // Until the step module has loaded, the whole budget bounds start-up; `send` re-arms it.
+      timer = setTimeout(() => kill('timeout'), limits.timeoutMs);
+      const memLimit = limits.memoryMb * 1024 * 1024;
+      let polling = false;
+      if (process.platform === 'linux' && child.pid !== undefined && !ended) {
+        watchdog = setInterval(() => {
+          if (polling || child.pid === undefined) return;
+          polling = true;
+          void treeRssBytes(child.pid).then((rss) => {
+            polling = false;
+            peakRss = Math.max(peakRss, rss);
+            if (rss > memLimit) kill('memory');
+          });
+        }, 20);
+      }
+      // The one path the process may read: a hard link to the bundle (a copy across file
+      // systems), readable by the step's uid although the bundle cache is private.
+      await link(bundleFile, script).catch(() => copyFile(bundleFile, script));
+      await chmod(script, 0o644);
+      channel.end('g');
+      return boundProcess;
+    },
     async dispose() {
-      clearTimeout(timer);
-      if (watchdog) clearInterval(watchdog);
-      if (!ended) killGroup(child.pid);
-      await exited.catch(() => undefined);
-      await cleanUp();
+      disposed = true;
+      await dispose();
     },
   };
+}
+
+/**
+ * Spawns the bundle in the sandbox and returns at once; the process loads the bundle and
+ * waits for its request (see {@link SandboxProcess.send}). A step whose module has not
+ * loaded within `limits.timeoutMs` of the spawn is killed as timed out; once loaded, it
+ * may wait for its request as long as its owner likes (and must be disposed).
+ */
+export async function startSandboxProcess(bundleFile: string, limits: SandboxLimits): Promise<SandboxProcess> {
+  const idle = await spawnIdleSandbox(limits);
+  try {
+    return await idle.bind(bundleFile, limits);
+  } catch (e) {
+    await idle.dispose();
+    throw e;
+  }
 }
 
 /**
@@ -288,9 +408,6 @@ export async function runSandboxProcess(
   inputs: SandboxInput[],
   limits: SandboxLimits,
 ): Promise<RawSandboxResult> {
-  const started = performance.now();
   const sandbox = await startSandboxProcess(bundleFile, limits);
-  const raw = await sandbox.send(mode, params, inputs);
-  raw.durationMs = performance.now() - started; // from spawn: nothing overlapped start-up
-  return raw;
+  return sandbox.send(mode, params, inputs);
 }

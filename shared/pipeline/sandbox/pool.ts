@@ -1,0 +1,172 @@
+import {
+  DEFAULT_SANDBOX_LIMITS,
+  type IdleSandbox,
+  type SandboxLimits,
+  type SandboxProcess,
+  type SandboxProfile,
+  spawnIdleSandbox,
+} from './runSandbox.js';
+
+/** Options of {@link SandboxPool}. */
+export interface SandboxPoolOptions {
+  /** How many idle processes the pool keeps ready (e.g. the runner's concurrency + 1). At least 1. */
+  size: number;
+  /**
+   * The limits the pooled processes are spawned for (heap limit, CPU-time backstop). A step
+   * asking for another memory limit, or a longer timeout, gets a freshly spawned process
+   * and the pool switches to its limits. Default: spawn nothing until the first step, then
+   * use its limits.
+   */
+  limits?: Partial<SandboxLimits>;
+}
+
+/** What {@link SandboxPool.acquire} hands out: a process bound to the step's bundle. */
+export interface PooledSandboxProcess extends SandboxProcess {
+  /** True when the process came from the pool ready; false when it was spawned for this step. */
+  readonly pooled: boolean;
+}
+
+/**
+ * A bounded set of ready, bundle-agnostic sandbox processes, kept by a long-lived owner
+ * (an executor shared by many runs: `airlock serve`, a Lambda container, a benchmark), so
+ * that the runtime's start-up is off the critical path of a step.
+ *
+ * Each process is spawned with the full sandbox (see {@link spawnIdleSandbox}) and waits;
+ * {@link acquire} binds it to one step's bundle — the bundle is linked to the one path the
+ * process may read — and hands it out for good: it serves that step and exits, and is
+ * never returned to the pool. The pool then spawns a replacement, one at a time, so at
+ * most `size` processes wait. {@link close} kills the waiting ones; handed-out processes
+ * belong to their acquirer, who disposes them.
+ *
+ * @example
+ * const pool = new SandboxPool({ size: 3, limits: { memoryMb: 512 } });
+ * const proc = await pool.acquire(bundle.file, limits); // loads the bundle now
+ * try { const raw = await proc.send('run', params, inputs); } finally { await proc.dispose(); }
+ * await pool.close();
+ */
+export class SandboxPool {
+  readonly size: number;
+  private profile: SandboxProfile | undefined;
+  private readonly idle: IdleSandbox[] = [];
+  private spawning: Promise<void> | undefined;
+  private closed = false;
+
+  constructor(options: SandboxPoolOptions) {
+    if (!Number.isInteger(options.size) || options.size < 1) {
+      throw new RangeError(`sandbox pool size must be a positive integer, not ${options.size}`);
+    }
+    this.size = options.size;
+    if (options.limits) {
+      this.profile = profileOf({ ...DEFAULT_SANDBOX_LIMITS, ...options.limits });
+      this.fill();
+    }
+  }
+
+  /** Processes waiting in the pool now (spawned, not yet handed out). Never more than `size`. */
+  get idleCount(): number {
+    this.prune();
+    return this.idle.length;
+  }
+
+  /** The pids of the waiting processes (for tests and diagnostics). */
+  idlePids(): number[] {
+    this.prune();
+    return this.idle.flatMap((p) => (p.pid === undefined ? [] : [p.pid]));
+  }
+
+  /** Resolves once the pool holds `size` processes whose runtime has started (or it is closed). */
+  async ready(): Promise<void> {
+    // Bounded: a machine where spawning fails must not make this spin.
+    for (let attempt = 0; attempt < this.size * 3; attempt++) {
+      if (this.closed) return;
+      await this.spawning;
+      this.prune();
+      await Promise.all(this.idle.map((p) => p.booted.catch(() => undefined)));
+      this.prune();
+      if (this.closed || (this.idle.length >= this.size && !this.spawning)) return;
+      this.fill();
+    }
+  }
+
+  /**
+   * A sandbox process bound to `bundleFile`: a waiting one from the pool when one was
+   * spawned for these limits, else a new one (the pool adopts these limits for its next
+   * processes). Either way the bundle starts loading now and the pool refills behind it.
+   */
+  async acquire(bundleFile: string, limits: SandboxLimits): Promise<PooledSandboxProcess> {
+    if (this.closed) throw new Error('the sandbox pool is closed');
+    const wanted = profileOf(limits);
+    this.prune();
+    let chosen: IdleSandbox | undefined;
+    const at = this.idle.findIndex((p) => fits(p.profile, wanted));
+    if (at >= 0) [chosen] = this.idle.splice(at, 1);
+    if (!chosen && !(this.profile && fits(this.profile, wanted))) {
+      // Another profile: the waiting processes would never fit the steps to come.
+      this.profile = wanted;
+      const stale = this.idle.splice(0);
+      void Promise.all(stale.map((p) => p.dispose()));
+    }
+    this.fill();
+    const pooled = chosen !== undefined;
+    const idle = chosen ?? (await spawnIdleSandbox(wanted));
+    try {
+      const bound = await idle.bind(bundleFile, limits);
+      return { pid: bound.pid, send: bound.send.bind(bound), dispose: bound.dispose.bind(bound), pooled };
+    } catch (e) {
+      await idle.dispose();
+      throw e;
+    }
+  }
+
+  /** Kills the waiting processes and stops refilling. Handed-out processes are not touched. Idempotent. */
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.spawning?.catch(() => undefined);
+    const all = this.idle.splice(0);
+    await Promise.all(all.map((p) => p.dispose()));
+  }
+
+  private prune(): void {
+    for (let i = this.idle.length - 1; i >= 0; i--) {
+      if (!(this.idle[i] as IdleSandbox).available) {
+        const [gone] = this.idle.splice(i, 1);
+        void gone?.dispose();
+      }
+    }
+  }
+
+  /** Spawns replacements one after another (never several at once) until `size` wait. */
+  private fill(): void {
+    if (this.spawning || this.closed || !this.profile) return;
+    this.spawning = (async () => {
+      try {
+        while (!this.closed && this.profile) {
+          this.prune();
+          if (this.idle.length >= this.size) return;
+          const profile = this.profile;
+          const idle = await spawnIdleSandbox(profile);
+          if (this.closed || this.profile !== profile) {
+            await idle.dispose();
+            continue;
+          }
+          this.idle.push(idle);
+          // The next spawn waits for this runtime to start: start-ups would only compete.
+          await idle.booted.catch(() => undefined);
+        }
+      } catch {
+        /* a failed spawn leaves the pool short; acquire spawns on demand and reports the error */
+      } finally {
+        this.spawning = undefined;
+      }
+    })();
+  }
+}
+
+function profileOf(limits: SandboxLimits): SandboxProfile {
+  return { memoryMb: limits.memoryMb, timeoutMs: limits.timeoutMs };
+}
+
+/** A process fits a step with the same heap limit and a CPU backstop at least as long. */
+function fits(have: SandboxProfile, want: SandboxProfile): boolean {
+  return have.memoryMb === want.memoryMb && have.timeoutMs >= want.timeoutMs;
+}
