@@ -8,6 +8,7 @@ import { registerAuditCommands } from './commands/audit.js';
 import { registerPolicyCommands } from './commands/policy.js';
 import { registerRunCommands } from './commands/run.js';
 import { registerCapsCommand } from './commands/caps.js';
+import { registerMcpCommand } from './commands/mcp.js';
 import { runDemo } from './demo.js';
 import { EXIT, errorBody, exitCodeOf } from './exitCodes.js';
 import { renderBranches, renderDiff, renderLog, renderMerge, renderTable, renderTables, short } from './render.js';
@@ -480,6 +481,7 @@ export function buildProgram(): Command {
   registerAuditCommands(program);
 
   registerCapsCommand(program, { act, common });
+  registerMcpCommand(program);
 
   // ------------------------------------------------------------ HTTP server
   act(

@@ -108,6 +108,9 @@ export function createHttpApp(options: HttpAppOptions) {
 
   app.get('/v1/health', () => jsonResponse({ status: 'ok' }));
   app.get('/v1/openapi.json', () => jsonResponse(OPENAPI_DOCUMENT));
+  app.all('/mcp', async (c) =>
+    (await import('../mcp/index.js')).handleMcpRequest(c.req.raw, { lake, actorFor: options.actorFor, log }),
+  );
 
   app.post('/v1/query', async (c) => {
     // Requiring a JSON content type also makes browsers preflight cross-origin requests,

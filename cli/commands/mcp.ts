@@ -1,0 +1,53 @@
+import type { Command } from 'commander';
+import { denied, isAirlockError } from '../../shared/errors/index.js';
+import { Lake } from '../../shared/lake/Lake.js';
+import { lakeLocation } from '../../shared/lake/openLake.js';
+import { exitCodeOf } from '../exitCodes.js';
+
+/**
+ * Registers `airlock mcp`: the MCP server over stdio. Unlike other commands it prints
+ * nothing of its own on stdout, which belongs to the protocol (even with `--json`, which
+ * it accepts like every command); failures go to stderr and set the exit code.
+ */
+export function registerMcpCommand(program: Command): void {
+  program
+    .command('mcp')
+    .description('serve MCP (Model Context Protocol) tools over stdio for an agent; stdout carries only the protocol')
+    .option('--json', 'accepted like on every command; the MCP protocol is the only output')
+    .option('--lake <dir>', 'lake directory (default: $AIRLOCK_LAKE or ./.airlock)')
+    .option('--token <token>', 'act with this token (default: $AIRLOCK_TOKEN; none: the owner of an embedded lake)')
+    .addHelpText(
+      'after',
+      '\nPoint an MCP client at it, e.g. {"command":"npx","args":["airlock","mcp","--lake","/path/to/lake"]}.\n' +
+        'Tools: list_tables, describe_table, query, list_branches, create_branch, import_table,\n' +
+        'run_pipeline, run_status, diff, propose_merge, log.',
+    )
+    .action(async (options: { lake?: string; token?: string }) => {
+      let lake: Lake | undefined;
+      try {
+        lake = await Lake.open(lakeLocation(options.lake ? { lake: options.lake } : {}));
+        const token = options.token ?? process.env.AIRLOCK_TOKEN;
+        // Acting as the owner with a token given would hand an agent its person's full
+        // rights silently; until tokens are checked here, refuse instead.
+        if (token)
+          throw denied('airlock mcp cannot check bearer tokens yet; unset AIRLOCK_TOKEN to act as the lake owner');
+        const { serveMcpStdio } = await import('../../shared/mcp/index.js');
+        process.stderr.write(`airlock mcp: serving ${lake.owner}'s lake over stdio\n`);
+        await serveMcpStdio({
+          lake,
+          actor: { person: lake.owner },
+          serverPaths: lake.stores.location.backend === 'local',
+        });
+      } catch (error) {
+        const message = isAirlockError(error)
+          ? error.message
+          : error instanceof Error
+            ? (error.stack ?? error.message)
+            : String(error);
+        process.stderr.write(`error: ${message}\n`);
+        process.exitCode = exitCodeOf(error);
+      } finally {
+        await lake?.close();
+      }
+    });
+}
