@@ -4,6 +4,7 @@ import { AirlockError, isAirlockError } from '../shared/errors/index.js';
 import { Lake } from '../shared/lake/Lake.js';
 import type { RowFormat } from '../shared/query/index.js';
 import { lakeLocation } from '../shared/lake/openLake.js';
+import { registerApprovalsCommands } from './commands/approvals.js';
 import { registerAuditCommands } from './commands/audit.js';
 import { registerPolicyCommands } from './commands/policy.js';
 import { registerRunCommands } from './commands/run.js';
@@ -479,6 +480,7 @@ export function buildProgram(): Command {
   registerRunCommands(program);
   registerPolicyCommands(program);
   registerAuditCommands(program);
+  registerApprovalsCommands(program);
 
   registerCapsCommand(program, { act, common });
   registerMcpCommand(program);

@@ -15,7 +15,7 @@ import { isConflict, isDenied, isInvalid, isNotFound } from '../shared/errors/in
 import { Lake } from '../shared/lake/Lake.js';
 import type { LakeLocation } from '../shared/lake/openLake.js';
 import { overwrite } from './support/catalogFixtures.js';
-import { tempDir } from './support/cli.js';
+import { airlock, tempDir } from './support/cli.js';
 import { EMULATOR_CREDENTIALS, uniqueName } from './support/emulators.js';
 import { useEmulators } from './support/useEmulators.js';
 
@@ -319,6 +319,81 @@ describe('approving', () => {
     expect(outputs[0]?.result?.commit).toBe(outputs[1]?.result?.commit);
     expect(await mergesOf(lake, approval.binding.sourceCommit as string)).toEqual([outputs[0]?.result?.commit]);
     expect((await approvals.get(approval.id)).status).toBe('executed');
+  }, 120_000);
+});
+
+describe('airlock approvals (CLI, acting as the lake owner)', () => {
+  /** A lake on disk with a pending approval requested by someone else's agent; the lake is closed for the CLI. */
+  async function pendingOnDisk(requester: Actor = { person: 'dana', agent: 'bot' }) {
+    const dir = join(tempDir(), 'lake');
+    const { lake } = await Lake.init({ backend: 'local', dir });
+    try {
+      await lake.catalog.createBranch(SOURCE, 'main', requester);
+      await lake.catalog.commit(SOURCE, [overwrite('raw.events', null, 5)], { actor: requester, message: 'add' });
+      const { approvals } = openApprovals(lake);
+      const approval = await requestMerge(lake, approvals, requester);
+      return { dir, approval, owner: lake.owner };
+    } finally {
+      await lake.close();
+    }
+  }
+
+  it('lists, shows with the diff, and approves exactly once', async () => {
+    const { dir, approval } = await pendingOnDisk();
+    const cli = (...args: string[]) => airlock(['approvals', ...args, '--json', '--lake', dir]);
+
+    const listed = await cli('list', '--status', 'pending');
+    expect(listed.code).toBe(0);
+    expect(listed.json.map((a: Approval) => a.id)).toEqual([approval.id]);
+    const shown = await cli('show', approval.id);
+    expect(shown.json).toMatchObject({ id: approval.id, status: 'pending', moved: [] });
+    expect(shown.json.diff.changes[0]).toMatchObject({ table: 'raw.events', rowsAdded: 5 });
+    const text = await airlock(['approvals', 'show', approval.id, '--lake', dir]);
+    expect(text.stdout).toContain('raw.events added: +5 -0 rows, +1 -0 files');
+
+    const approved = await cli('approve', approval.id);
+    const replayed = await cli('approve', approval.id);
+
+    expect(approved.code).toBe(0);
+    expect(approved.json).toMatchObject({ id: approval.id, status: 'executed', result: { status: 'merged' } });
+    expect(replayed.code).toBe(0);
+    expect(replayed.json.result).toEqual(approved.json.result);
+    expect((await cli('list', '--status', 'executed')).json).toHaveLength(1);
+  }, 120_000);
+
+  it('rejects with a reason, and exits 3 when approving what was rejected', async () => {
+    const { dir, approval } = await pendingOnDisk();
+    const cli = (...args: string[]) => airlock(['approvals', ...args, '--json', '--lake', dir]);
+    const missing = await cli('reject', approval.id);
+    expect(missing.code).toBe(2); // a usage error: --reason is required
+    const rejected = await cli('reject', approval.id, '--reason', 'not now');
+    expect(rejected.json).toMatchObject({ status: 'rejected', reason: 'not now' });
+    const late = await cli('approve', approval.id);
+    expect(late.code).toBe(3);
+    expect(late.json.error.code).toBe('CONFLICT');
+    const badStatus = await cli('list', '--status', 'maybe');
+    expect(badStatus.code).toBe(2);
+  }, 120_000);
+
+  it("exits 4 when the owner approves their own agent's request", async () => {
+    const dir = join(tempDir(), 'lake');
+    const { lake } = await Lake.init({ backend: 'local', dir });
+    const owner = lake.owner;
+    await lake.close();
+    const { approval } = await (async () => {
+      const reopened = await Lake.open({ backend: 'local', dir });
+      try {
+        const agent = { person: owner, agent: 'bot' };
+        await reopened.catalog.createBranch(SOURCE, 'main', agent);
+        await reopened.catalog.commit(SOURCE, [overwrite('raw.events', null, 5)], { actor: agent, message: 'add' });
+        return { approval: await requestMerge(reopened, openApprovals(reopened).approvals, agent) };
+      } finally {
+        await reopened.close();
+      }
+    })();
+    const own = await airlock(['approvals', 'approve', approval.id, '--json', '--lake', dir]);
+    expect(own.code).toBe(4);
+    expect(own.json.error.code).toBe('DENIED');
   }, 120_000);
 });
 
