@@ -12,6 +12,7 @@ import { AuditLog } from '../shared/audit/index.js';
 import {
   IngestionLog,
   compareSequencers,
+  ingestionId,
   ingestNeedsApproval,
   ingestObject,
   parseLandingKey,
@@ -29,7 +30,6 @@ let s3: S3Client;
 let bucket: string;
 let handler: typeof IngestHandler;
 const dir = tempDir('airlock-ingest-');
-let uploads = 0;
 
 /** An S3 event notification (event version 2.1) for one upload, shaped as S3 delivers it. */
 function s3Event(key: string, sequencer: string, options: { versionId?: string; eventName?: string } = {}) {
@@ -66,7 +66,6 @@ function s3Event(key: string, sequencer: string, options: { versionId?: string; 
 }
 
 async function upload(key: string, body: string): Promise<void> {
-  uploads += 1;
   await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body }));
 }
 
@@ -224,6 +223,42 @@ describe('the ingest Lambda handler', () => {
     expect(result.batchItemFailures).toEqual([]);
     expect(result.ignored).toEqual(['s3:TestEvent', expect.stringContaining('message m-3')]);
     expect(await rowsOf('sales.queued')).toBe(4);
+  });
+});
+
+describe('redelivery while or after another worker processed the event', () => {
+  it('refuses (CONFLICT, so the delivery is retried) an event another worker is processing', async () => {
+    const event = { bucket, key: 'landing/sales/busy/b.csv', sequencer: '0055AED6DCD9028800' };
+    await new IngestionLog(lake.stores.store).claim(ingestionId(event), new Date(), 60_000);
+
+    const attempt = ingestObject(lake, event, { source: new S3LandingSource(s3) });
+
+    await expect(attempt).rejects.toMatchObject({
+      code: 'CONFLICT',
+      message: expect.stringContaining('another worker'),
+    });
+  });
+
+  it('takes over the event of a worker that died after importing, and merges its import without importing again', async () => {
+    await upload('landing/sales/orphan/o.csv', 'id\n1\n2\n3\n');
+    const event = { bucket, key: 'landing/sales/orphan/o.csv', sequencer: '0055AED6DCD9028900' };
+    const id = ingestionId(event);
+    // The dead worker: claimed 20 minutes ago, made the branch, imported, never merged.
+    await new IngestionLog(lake.stores.store).claim(id, new Date(Date.now() - 20 * 60_000), 60_000);
+    const branch = `ingest/sales.orphan/${id.slice(0, 12)}`;
+    await lake.catalog.createBranch(branch, 'main', { person: 'ingest' });
+    const file = join(dir, 'o.csv');
+    writeFileSync(file, 'id\n1\n2\n3\n');
+    await lake.importTable(
+      { person: 'ingest' },
+      { table: 'sales.orphan', file, branch, message: `Ingest [ingestion ${id}]` },
+    );
+
+    const { record, duplicate } = await ingestObject(lake, event, { source: new S3LandingSource(s3) });
+
+    expect(duplicate).toBe(false);
+    expect(record).toMatchObject({ status: 'merged', branch, rows: 3 });
+    expect(await rowsOf('sales.orphan')).toBe(3);
   });
 });
 

@@ -247,7 +247,7 @@ async function importedBy(
   id: string,
 ): Promise<{ commit: string; rows: number } | undefined> {
   const [head] = await lake.catalog.history(branch, 1);
-  if (!head || !head.message.includes(`[ingestion ${id}]`)) return undefined;
+  if (!head?.message.includes(`[ingestion ${id}]`)) return undefined;
   return { commit: head.id, rows: await rowsAdded(lake, head) };
 }
 
