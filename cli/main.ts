@@ -1,11 +1,12 @@
 import { Command, CommanderError, Option } from 'commander';
-import type { Actor } from '../shared/catalog/index.js';
-import { AirlockError, isAirlockError } from '../shared/errors/index.js';
+import { type AuthActor, GuardedLake } from '../shared/auth/index.js';
+import { AirlockError, isAirlockError, isApprovalRequired } from '../shared/errors/index.js';
 import { Lake } from '../shared/lake/Lake.js';
 import type { RowFormat } from '../shared/query/index.js';
 import { lakeLocation } from '../shared/lake/openLake.js';
 import { registerApprovalsCommands } from './commands/approvals.js';
 import { registerAuditCommands } from './commands/audit.js';
+import { approvalGate, registerAuthCommands } from './commands/auth.js';
 import { registerPolicyCommands } from './commands/policy.js';
 import { registerRunCommands } from './commands/run.js';
 import { registerCapsCommand } from './commands/caps.js';
@@ -25,8 +26,13 @@ export interface Output {
 export interface Context {
   /** The opened lake (opened on first use, closed after the command). */
   lake(): Promise<Lake>;
-  /** The acting person/agent. */
-  actor(): Promise<Actor>;
+  /**
+   * The acting person/agent: from `--token` or `AIRLOCK_TOKEN` (DENIED when the token is
+   * malformed, unknown, expired or revoked); with no token, the lake's owner.
+   */
+  actor(): Promise<AuthActor>;
+  /** The one enforcement point: every lake operation goes through it with {@link actor}. */
+  guard(): Promise<GuardedLake>;
   json: boolean;
   /** Progress and notes for people, on stderr (silent under --json). */
   note(message: string): void;
@@ -35,6 +41,7 @@ export interface Context {
 interface CommonOptions {
   json?: boolean;
   lake?: string;
+  token?: string;
 }
 
 export type Handler = (ctx: Context, args: string[], options: Record<string, unknown>) => Promise<Output>;
@@ -43,7 +50,8 @@ export type Handler = (ctx: Context, args: string[], options: Record<string, unk
 export function common(cmd: Command): Command {
   return cmd
     .option('--json', 'print exactly one JSON value on stdout (errors as {"error":{code,message}})')
-    .option('--lake <dir>', 'lake directory (default: $AIRLOCK_LAKE or ./.airlock)');
+    .option('--lake <dir>', 'lake directory (default: $AIRLOCK_LAKE or ./.airlock)')
+    .option('--token <token>', 'act with this token (default: $AIRLOCK_TOKEN; none: the lake owner)');
 }
 
 /**
@@ -57,13 +65,25 @@ export function act(cmd: Command, handler: Handler): Command {
     const args = raw.slice(0, -2).flatMap((a) => (Array.isArray(a) ? a : [a])) as string[];
     const json = !!options.json;
     let lake: Lake | undefined;
+    let guard: GuardedLake | undefined;
+    let actor: Promise<AuthActor> | undefined;
+    const token = options.token ?? process.env.AIRLOCK_TOKEN;
     const ctx: Context = {
       json,
       lake: async () => {
         lake ??= await Lake.open(lakeLocation({ ...(options.lake ? { lake: options.lake } : {}) }));
         return lake;
       },
-      actor: async () => ({ person: (await ctx.lake()).owner }),
+      guard: async () => {
+        guard ??= new GuardedLake(await ctx.lake(), await approvalGate(ctx));
+        return guard;
+      },
+      actor: () => {
+        actor ??= token
+          ? ctx.guard().then((g) => g.authenticate(token))
+          : ctx.lake().then((l) => ({ person: l.owner }));
+        return actor;
+      },
       note: (message) => {
         if (!json) process.stderr.write(`${message}\n`);
       },
@@ -91,7 +111,13 @@ export function jsonSafe(_key: string, value: unknown): unknown {
 }
 
 function report(error: unknown, json: boolean): void {
-  if (json) process.stdout.write(`${JSON.stringify(errorBody(error))}\n`);
+  if (json && isApprovalRequired(error)) {
+    // The public contract of an action waiting for a person: status + approval id, exit 5.
+    const { approvalId, ...rest } = error.details;
+    process.stdout.write(
+      `${JSON.stringify({ status: 'awaiting_approval', approvalId, ...rest, message: error.message })}\n`,
+    );
+  } else if (json) process.stdout.write(`${JSON.stringify(errorBody(error))}\n`);
   else {
     const message = isAirlockError(error)
       ? error.message
@@ -171,8 +197,10 @@ export function buildProgram(): Command {
         .option('--from <ref>', 'where the branch starts', 'main'),
     ),
     async (ctx, [name], o) => {
-      const lake = await ctx.lake();
-      const event = await lake.catalog.createBranch(name as string, o.from as string, await ctx.actor());
+      const event = await (await ctx.guard()).createBranch(await ctx.actor(), {
+        name: name as string,
+        from: o.from as string,
+      });
       return {
         value: { name, head: event.commit, from: o.from },
         text: `Created branch '${name}' at ${short(event.commit)} (from ${o.from})`,
@@ -180,13 +208,13 @@ export function buildProgram(): Command {
     },
   );
   act(common(branch.command('list').description('list live branches')), async (ctx) => {
-    const branches = await (await ctx.lake()).catalog.listBranches();
+    const branches = await (await ctx.guard()).listBranches(await ctx.actor());
     return { value: branches, text: renderBranches(branches) };
   });
   act(
     common(branch.command('delete <name>').description('delete a branch (recoverable with branch restore)')),
     async (ctx, [name]) => {
-      const event = await (await ctx.lake()).catalog.deleteBranch(name as string, await ctx.actor());
+      const event = await (await ctx.guard()).deleteBranch(await ctx.actor(), { name: name as string });
       const head = event.info?.previousHead as string;
       return {
         value: { name, deleted: true, lastHead: head },
@@ -197,18 +225,18 @@ export function buildProgram(): Command {
   act(
     common(branch.command('restore <name>').description('bring back a deleted branch at its last head')),
     async (ctx, [name]) => {
-      const event = await (await ctx.lake()).catalog.restoreBranch(name as string, await ctx.actor());
+      const event = await (await ctx.guard()).restoreBranch(await ctx.actor(), { name: name as string });
       return { value: { name, head: event.commit }, text: `Restored branch '${name}' at ${short(event.commit)}` };
     },
   );
 
   const tag = program.command('tag').description('immutable names for commits');
   act(common(tag.command('create <name> <ref>').description('tag a ref')), async (ctx, [name, ref]) => {
-    const t = await (await ctx.lake()).catalog.createTag(name as string, ref as string, await ctx.actor());
+    const t = await (await ctx.guard()).createTag(await ctx.actor(), { name: name as string, ref: ref as string });
     return { value: t, text: `Tagged ${short(t.commit)} as '${t.name}'` };
   });
   act(common(tag.command('list').description('list tags')), async (ctx) => {
-    const tags = await (await ctx.lake()).catalog.listTags();
+    const tags = await (await ctx.guard()).listTags(await ctx.actor());
     return {
       value: tags,
       text: tags.map((t) => `${t.name.padEnd(24)} ${short(t.commit)}  ${t.time}`).join('\n') || '(no tags)',
@@ -225,7 +253,7 @@ export function buildProgram(): Command {
         .option('--ref <ref>', 'branch, tag, commit, ref@time or ref~N', 'main'),
     ),
     async (ctx, _a, o) => {
-      const tables = await (await ctx.lake()).catalog.listTables(o.ref as string);
+      const tables = await (await ctx.guard()).listTables(await ctx.actor(), { ref: o.ref as string });
       return { value: tables, text: renderTables(tables) };
     },
   );
@@ -237,7 +265,10 @@ export function buildProgram(): Command {
         .option('--ref <ref>', 'ref to read', 'main'),
     ),
     async (ctx, [name], o) => {
-      const { id, version } = await (await ctx.lake()).catalog.getTable(o.ref as string, name as string);
+      const { id, version } = await (await ctx.guard()).showTable(await ctx.actor(), {
+        table: name as string,
+        ref: o.ref as string,
+      });
       return {
         value: {
           name,
@@ -282,10 +313,10 @@ export function buildProgram(): Command {
         if (!col || !value) throw new AirlockError('USAGE', `--tag expects column=tag, got '${t}'`);
         (tags[col] ??= []).push(value);
       }
-      const lake = await ctx.lake();
+      const guard = await ctx.guard();
       ctx.note(`Importing ${file} into ${name} on ${o.branch}…`);
       const started = Date.now();
-      const r = await lake.importTable(await ctx.actor(), {
+      const r = await guard.importTable(await ctx.actor(), {
         table: name as string,
         file: file as string,
         branch: o.branch as string,
@@ -310,7 +341,7 @@ export function buildProgram(): Command {
         .option('--ref <ref>', 'ref to read', 'main'),
     ),
     async (ctx, [name, file], o) => {
-      const r = await (await ctx.lake()).exportTable(await ctx.actor(), {
+      const r = await (await ctx.guard()).exportTable(await ctx.actor(), {
         table: name as string,
         ref: o.ref as string,
         file: file as string,
@@ -329,7 +360,7 @@ export function buildProgram(): Command {
         .requiredOption('--branch <branch>', 'branch'),
     ),
     async (ctx, [name], o) => {
-      const r = await (await ctx.lake()).dropTable(await ctx.actor(), {
+      const r = await (await ctx.guard()).dropTable(await ctx.actor(), {
         table: name as string,
         branch: o.branch as string,
       });
@@ -348,7 +379,7 @@ export function buildProgram(): Command {
         .option('--tag <tag>', 'tag the column (e.g. pii; repeatable)', (v: string, p: string[] = []) => [...p, v]),
     ),
     async (ctx, [name, column, type], o) => {
-      const r = await (await ctx.lake()).addColumn(await ctx.actor(), {
+      const r = await (await ctx.guard()).addColumn(await ctx.actor(), {
         table: name as string,
         column: column as string,
         type: type as string,
@@ -388,8 +419,7 @@ export function buildProgram(): Command {
         if (eq <= 0) throw new AirlockError('USAGE', `--param expects name=value, got '${p}'`);
         params[p.slice(0, eq)] = p.slice(eq + 1);
       }
-      const lake = await ctx.lake();
-      const result = await lake.query(await ctx.actor(), {
+      const result = await (await ctx.guard()).query(await ctx.actor(), {
         sql: sql as string,
         ref: o.ref as string,
         params,
@@ -412,7 +442,10 @@ export function buildProgram(): Command {
         .option('--limit <n>', 'at most this many commits', positiveInt('--limit'), 20),
     ),
     async (ctx, [ref], o) => {
-      const commits = await (await ctx.lake()).catalog.history(ref ?? 'main', o.limit as number);
+      const commits = await (await ctx.guard()).log(await ctx.actor(), {
+        ref: ref ?? 'main',
+        limit: o.limit as number,
+      });
       return {
         value: commits.map((c) => ({
           id: c.id,
@@ -431,7 +464,7 @@ export function buildProgram(): Command {
   act(
     common(program.command('diff <from> <to>').description('tables added, removed and changed between two refs')),
     async (ctx, [from, to]) => {
-      const diff = await (await ctx.lake()).catalog.diff(from as string, to as string);
+      const diff = await (await ctx.guard()).diff(await ctx.actor(), { from: from as string, to: to as string });
       return { value: diff, text: renderDiff(diff) };
     },
   );
@@ -445,8 +478,9 @@ export function buildProgram(): Command {
         .option('-m, --message <text>', 'merge commit message'),
     ),
     async (ctx, [source], o) => {
-      const result = await (await ctx.lake()).catalog.merge(source as string, o.into as string, {
-        actor: await ctx.actor(),
+      const result = await (await ctx.guard()).merge(await ctx.actor(), {
+        source: source as string,
+        into: o.into as string,
         message: (o.message as string) ?? `Merge ${source} into ${o.into}`,
         dryRun: !!o.dryRun,
       });
@@ -466,8 +500,9 @@ export function buildProgram(): Command {
         .option('-m, --message <text>', 'commit message'),
     ),
     async (ctx, [commit], o) => {
-      const r = await (await ctx.lake()).catalog.revert(commit as string, o.branch as string, {
-        actor: await ctx.actor(),
+      const r = await (await ctx.guard()).revert(await ctx.actor(), {
+        commit: commit as string,
+        branch: o.branch as string,
         ...(o.message ? { message: o.message as string } : {}),
       });
       return {
@@ -480,6 +515,7 @@ export function buildProgram(): Command {
   registerRunCommands(program);
   registerPolicyCommands(program);
   registerAuditCommands(program);
+  registerAuthCommands(program);
   registerApprovalsCommands(program);
 
   registerCapsCommand(program, { act, common });
@@ -505,11 +541,15 @@ export function buildProgram(): Command {
     ),
     async (ctx, _a, o) => {
       const lake = await ctx.lake();
+      const guard = await ctx.guard();
       const { createHttpApp, listen } = await import('../shared/http/index.js');
-      // No bearer tokens yet (issue 6): every request acts as the lake's owner, like the embedded CLI.
-      const app = createHttpApp({ lake, actorFor: () => ctx.actor() });
-      const server = await listen(app, { port: o.port as number, host: o.host as string });
-      process.stderr.write(`Airlock HTTP API on ${server.url} (acting as ${lake.owner}); Ctrl-C stops it\n`);
+      const { bearerActor, guardedHttpLake, withRequestScope } = await import('../shared/auth/http.js');
+      // Every request needs a bearer token (401 without one); operations go through the guard.
+      const app = createHttpApp({ lake: guardedHttpLake(guard), actorFor: bearerActor(guard) });
+      const server = await listen(withRequestScope(app), { port: o.port as number, host: o.host as string });
+      process.stderr.write(
+        `Airlock HTTP API on ${server.url} of ${lake.owner}'s lake (bearer tokens); Ctrl-C stops it\n`,
+      );
       const signal = await new Promise<NodeJS.Signals>((resolve) => {
         const stop = (s: NodeJS.Signals) => {
           process.off('SIGINT', stop).off('SIGTERM', stop);

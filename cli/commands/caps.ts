@@ -110,8 +110,8 @@ export function registerCapsCommand(program: Command, { act, common }: CommandWi
         ),
     ),
     async (ctx, _args, o) => {
-      const lake = await ctx.lake();
-      const effective = await lake.queryCaps(await ctx.actor(), o.person ? { person: o.person as string } : {});
+      const guard = await ctx.guard();
+      const effective = await guard.showCaps(await ctx.actor(), o.person ? { person: o.person as string } : {});
       return { value: effective, text: await render(effective) };
     },
   );
@@ -124,7 +124,7 @@ export function registerCapsCommand(program: Command, { act, common }: CommandWi
   set.addHelpText(
     'after',
     `\n${RESOLUTION}\nSizes: 1048576, 500MB (10^6), 10GiB (2^30). Durations: 30000 (ms), 500ms, 30s, 2m, 1h.\n` +
-      'Until users and roles exist, only the lake owner (acting without an agent) may change caps.\n\n' +
+      'Only an admin (a person, not an agent) may change caps.\n\n' +
       'Examples:\n  airlock caps set --max-bytes-scanned 50GiB --daily-bytes 1TiB\n' +
       '  airlock caps set --person ann --max-rows 500 --timeout 30s',
   );
@@ -141,9 +141,8 @@ export function registerCapsCommand(program: Command, { act, common }: CommandWi
         `give at least one cap to set: ${CAP_FLAGS.map((c) => `--${c.flag} ${c.arg}`).join(', ')}`,
       );
     }
-    const lake = await ctx.lake();
     const scope = o.person ? { person: o.person as string } : {};
-    const effective = await lake.setQueryCaps(await ctx.actor(), scope, changes);
+    const effective = await (await ctx.guard()).setCaps(await ctx.actor(), scope, changes);
     const what = Object.keys(changes).join(', ');
     return {
       value: effective,
@@ -165,9 +164,8 @@ export function registerCapsCommand(program: Command, { act, common }: CommandWi
         ),
     ),
     async (ctx, names, o) => {
-      const lake = await ctx.lake();
       const scope = o.person ? { person: o.person as string } : {};
-      const effective = await lake.unsetQueryCaps(await ctx.actor(), scope, names.map(capNamed));
+      const effective = await (await ctx.guard()).unsetCaps(await ctx.actor(), scope, names.map(capNamed));
       const what = names.length > 0 ? names.map(capNamed).join(', ') : 'every cap';
       return {
         value: effective,

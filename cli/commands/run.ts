@@ -1,22 +1,9 @@
 import { type Command, Option } from 'commander';
 import { AirlockError } from '../../shared/errors/index.js';
-import type { Lake } from '../../shared/lake/Lake.js';
 import type { RunSummary, StoredRunEvent } from '../../shared/pipeline/run/index.js';
 import { EXIT } from '../exitCodes.js';
 import { type Context, act, common, positiveInt } from '../main.js';
 import { short } from '../render.js';
-
-const pipelines = () => import('../../shared/pipeline/run/index.js');
-
-async function runner(lake: Lake) {
-  const { PipelineRunner } = await pipelines();
-  return new PipelineRunner({
-    catalog: lake.catalog,
-    store: lake.stores.store,
-    objects: lake.stores.objects,
-    stagingDir: lake.stores.stagingDir,
-  });
-}
 
 /** `--param k=v`, repeatable. */
 function param(value: string, previous: Record<string, string> = {}): Record<string, string> {
@@ -135,8 +122,7 @@ export function registerRunCommands(program: Command): void {
     async (ctx, args, o) => {
       if (!o.branch)
         throw new AirlockError('USAGE', 'run needs --branch <branch>: the branch it reads from and publishes to');
-      const lake = await ctx.lake();
-      const result = await (await runner(lake)).start(
+      const result = await (await ctx.guard()).runPipeline(
         await ctx.actor(),
         {
           pipelineDir: args[0] as string,
@@ -158,10 +144,11 @@ export function registerRunCommands(program: Command): void {
         .description('re-execute only the unfinished steps of a failed or interrupted run, then publish'),
     ),
     async (ctx, args) => {
-      const lake = await ctx.lake();
-      const result = await (await runner(lake)).resume(await ctx.actor(), args[0] as string, {
-        onEvent: progress(ctx),
-      });
+      const result = await (await ctx.guard()).resumeRun(
+        await ctx.actor(),
+        { runId: args[0] as string },
+        { onEvent: progress(ctx) },
+      );
       return { value: result, text: renderRun(result), exitCode: exitOf(result) };
     },
   );
@@ -175,7 +162,7 @@ export function registerRunCommands(program: Command): void {
         .option('--limit <n>', 'how many runs', positiveInt('--limit'), 20),
     ),
     async (ctx, _args, o) => {
-      const list = await (await runner(await ctx.lake())).list(o.limit as number);
+      const list = await (await ctx.guard()).listRuns(await ctx.actor(), { limit: o.limit as number });
       return { value: list, text: renderRuns(list) };
     },
   );
@@ -187,7 +174,7 @@ export function registerRunCommands(program: Command): void {
         .description('a run: status, each step with timings, failures with their logs'),
     ),
     async (ctx, args) => {
-      const result = await (await runner(await ctx.lake())).show(args[0] as string);
+      const result = await (await ctx.guard()).showRun(await ctx.actor(), { runId: args[0] as string });
       return { value: result, text: renderRun(result) };
     },
   );

@@ -120,13 +120,16 @@ export class Authority {
   }
 
   /**
-   * May this actor approve an action on `target` (a branch)? Only a person (an agent
-   * never), holding merge on the target branch (approvers and admins do). The approvals
+   * May this actor approve an action on `target`? Only a person (an agent never): for a
+   * merge, one holding merge on the target branch (approvers and admins do); for any other
+   * action (grant, export, unmask, delete), an admin. The approvals
    * service also checks the approver is not the requester.
    */
-  async mayApprove(actor: Actor, target: string): Promise<boolean> {
+  async mayApprove(actor: Actor, target: string, action = 'merge'): Promise<boolean> {
     if (actor.agent !== undefined) return false;
     const s = await this.standing(actor.person);
+    // Grants, exports, unmasking and deletes are approved by admins; merges by whoever may merge the target.
+    if (action !== 'merge') return this.personIsAdmin(actor.person, s);
     return s.grants.some(
       (g) => g.on === 'branch' && branchRightCovers(g.right, 'merge') && matchesPattern(g.pattern, target),
     );

@@ -25,14 +25,16 @@ import { parseTtl } from './tokens.js';
 
 /** What an approval request carries (see `shared/approvals`). */
 export interface ApprovalRequest {
-  action: string;
+  /** The approval service's action vocabulary. */
+  action: 'merge' | 'grant' | 'delete' | 'unmask' | 'export';
   target: string;
   /** What to execute once approved (the same options the guarded method took). */
   params: Record<string, unknown>;
   /** What the approval is bound to: it is void when any of these moved. */
   binding: Record<string, string>;
   summary: string;
-  diff?: unknown;
+  /** The exact change shown to the approver (JSON; null when there is none to show). */
+  diff: unknown;
 }
 
 /** The approval service, as the guard needs it: file a request, get its id back. */
@@ -128,8 +130,8 @@ export class GuardedLake {
   }
 
   /** May this actor approve an action on `target`? (a person, never an agent, holding merge on it). */
-  mayApprove(actor: AuthActor, target: string): Promise<boolean> {
-    return this.authority.mayApprove(actor, target);
+  mayApprove(actor: AuthActor, target: string, action = 'merge'): Promise<boolean> {
+    return this.authority.mayApprove(actor, target, action);
   }
 
   // ------------------------------------------------------------ branches and tags
@@ -320,11 +322,12 @@ export class GuardedLake {
           outcome: 'approval',
           reason: `${who(actor)} sees ${options.table} with ${what}; exporting it raw needs an approval`,
           request: {
-            action: 'table.export',
+            action: 'export',
             target: `${options.table}@${ref}`,
             params: { table: options.table, ref: commit.id, file: options.file },
             binding: { commit: commit.id },
             summary: `export ${options.table} at ${commit.id.slice(0, 12)} unmasked (${what}) to ${options.file}`,
+            diff: null,
           },
         };
       },
@@ -427,26 +430,32 @@ export class GuardedLake {
         if (!(await this.lake.catalog.isProtected(options.into)))
           return (await this.needs(actor, 'write', options.into)) ?? allow;
         return this.protectedChange(actor, 'merge', options.into, async () => {
-          const [source, head] = await Promise.all([
-            this.lake.catalog.resolve(options.source),
-            this.lake.catalog.head(options.into),
-          ]);
-          const preview = await this.lake.catalog.merge(options.source, options.into, {
-            actor,
-            message: 'dry run',
-            dryRun: true,
-          });
+          // The same request shape as the approvals service's `prepareMergeApproval`, so its
+          // merge executor can perform it once approved.
+          const message = options.message ?? `Merge ${options.source} into ${options.into}`;
+          const plan = await this.lake.catalog.merge(options.source, options.into, { actor, message, dryRun: true });
+          if (plan.status === 'conflict') {
+            throw new AirlockError(
+              'CONFLICT',
+              `merging '${options.source}' into '${options.into}' conflicts on ${plan.conflicts.map((c) => c.table).join(', ')}; resolve it before asking for approval`,
+              { details: { tables: plan.conflicts.map((c) => c.table) } },
+            );
+          }
+          if (plan.status === 'up-to-date')
+            throw invalid(`'${options.into}' already contains '${options.source}': nothing to merge`);
+          const tables = plan.changes.map((c) => c.table);
           return {
             action: 'merge',
             target: options.into,
-            params: {
+            params: { source: options.source, message },
+            binding: {
               source: options.source,
-              into: options.into,
-              ...(options.message ? { message: options.message } : {}),
+              sourceCommit: plan.sourceCommit,
+              target: options.into,
+              targetHead: plan.targetHead,
             },
-            binding: { sourceCommit: source.commit.id, targetHead: head.commit as string },
-            summary: `merge ${options.source} (${source.commit.id.slice(0, 12)}) into protected ${options.into} (${String(head.commit).slice(0, 12)})`,
-            diff: preview.changes,
+            summary: `merge ${options.source} (${plan.sourceCommit.slice(0, 12)}) into ${options.into} (${plan.targetHead.slice(0, 12)}): ${tables.length} table${tables.length === 1 ? '' : 's'} changed${tables.length ? ` (${tables.join(', ')})` : ''}`,
+            diff: { base: plan.base, changes: plan.changes },
           };
         });
       },
@@ -523,7 +532,7 @@ export class GuardedLake {
       options.dryRun ? 'run.dry-run' : 'run',
       options.branch,
       { pipeline: options.pipelineDir, branch: options.branch, params: options.params, dryRun: !!options.dryRun },
-      () => this.publishDecision(actor, options.branch, !!options.dryRun, () => this.runApproval(options)),
+      () => this.publishDecision(actor, options.branch, !!options.dryRun),
       async () => (await this.runner()).start(actor, options, this.execution(actor, exec)),
       (r) => ({ runId: r.runId, status: r.status }),
     );
@@ -538,13 +547,7 @@ export class GuardedLake {
       options,
       async () => {
         const run = await (await this.runner()).show(options.runId);
-        return this.publishDecision(actor, run.branch, run.dryRun, async () => ({
-          action: 'run.resume',
-          target: run.branch,
-          params: { runId: options.runId },
-          binding: { targetHead: String((await this.lake.catalog.head(run.branch)).commit) },
-          summary: `resume run ${options.runId} publishing to protected ${run.branch}`,
-        }));
+        return this.publishDecision(actor, run.branch, run.dryRun);
       },
       async () => (await this.runner()).resume(actor, options.runId, this.execution(actor, exec)),
       (r) => ({ status: r.status }),
@@ -678,7 +681,7 @@ export class GuardedLake {
         });
         return { token, ...info };
       },
-      (r) => ({ token: r.id, expires: r.expires }),
+      (r) => ({ id: r.id, expires: r.expires }),
     );
   }
 
@@ -987,34 +990,28 @@ export class GuardedLake {
     };
   }
 
-  private async publishDecision(
-    actor: AuthActor,
-    branch: string,
-    dryRun: boolean,
-    approval: () => Promise<ApprovalRequest>,
-  ): Promise<Decision> {
+  /**
+   * Publishing a run: `run` scope; `write` on an unprotected branch; on a protected one
+   * `merge` for a person. An agent's run never publishes to a protected branch: it runs on
+   * a branch of its own, and that branch's merge goes through the approval gate.
+   */
+  private async publishDecision(actor: AuthActor, branch: string, dryRun: boolean): Promise<Decision> {
     if (!this.authority.mayRunPipelines(actor)) return deny(`${who(actor)}: the token has no 'run' scope`);
     const read = await this.needs(actor, 'read', branch);
     if (read || dryRun) return read ?? allow;
     if (!(await this.lake.catalog.isProtected(branch))) return (await this.needs(actor, 'write', branch)) ?? allow;
-    return this.protectedChange(actor, 'publish a run', branch, approval);
-  }
-
-  private async runApproval(options: StartRunOptions): Promise<ApprovalRequest> {
-    const head = await this.lake.catalog.head(options.branch);
-    return {
-      action: 'run',
-      target: options.branch,
-      params: { ...options },
-      binding: { targetHead: String(head.commit) },
-      summary: `run pipeline ${options.pipelineDir} publishing to protected ${options.branch}`,
-    };
+    if (actor.agent !== undefined) {
+      return deny(
+        `agent ${actor.agent} of ${actor.person} may not publish a run to protected branch '${branch}': run it on agent/${actor.agent}/… and propose the merge (airlock merge … --into ${branch}), which waits for approval`,
+      );
+    }
+    return (await this.needs(actor, 'merge', branch)) ?? allow;
   }
 
   /** Grant changes: admins (persons) only; an admin's agent needs an approval; others are refused. */
   private async grantChange(
     actor: AuthActor,
-    action: string,
+    operation: string,
     target: string,
     params: unknown,
     summary: string,
@@ -1025,7 +1022,14 @@ export class GuardedLake {
     return {
       outcome: 'approval',
       reason: `agent ${actor.agent} of ${actor.person} may not change grants without a person's approval`,
-      request: { action, target, params: { ...(params as Record<string, unknown>) }, binding: {}, summary },
+      request: {
+        action: 'grant',
+        target,
+        params: { operation, ...(params as Record<string, unknown>) },
+        binding: {},
+        summary,
+        diff: null,
+      },
     };
   }
 

@@ -31,6 +31,8 @@ export const REQUEST_BYTES_CAP = 'maxRequestBytes';
  */
 export function httpStatusOf(error: unknown): number {
   if (!isAirlockError(error)) return 500;
+  // No or bad credentials (bearer token missing, malformed, unknown, expired, revoked).
+  if (error.code === 'DENIED' && error.details.authentication === true) return 401;
   if (error.code === 'LIMIT_EXCEEDED' && error.details.cap === REQUEST_BYTES_CAP) return 413;
   return STATUS[error.code] ?? 500;
 }
