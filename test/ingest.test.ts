@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { handler as IngestHandler } from '../functions/ingest.js';
+import { openApprovals } from '../shared/approvals/index.js';
 import { AuditLog } from '../shared/audit/index.js';
 import {
   IngestionLog,
@@ -263,7 +264,7 @@ describe('redelivery while or after another worker processed the event', () => {
 });
 
 describe('the approval gate', () => {
-  it('leaves an ingestion into a protected target awaiting approval, main untouched', async () => {
+  it('opens an approval request for an ingestion into a protected target; main changes only once a person approves', async () => {
     await upload('landing/sales/gated/g.csv', 'id\n1\n');
     const mainBefore = await head();
 
@@ -276,6 +277,16 @@ describe('the approval gate', () => {
     expect(record.status).toBe('awaiting_approval');
     expect(await head()).toBe(mainBefore);
     expect(await rowsOf('sales.gated', record.branch as string)).toBe(1);
+    const { approvals } = openApprovals(lake);
+    const approval = await approvals.get(record.approvalId as string);
+    expect(approval).toMatchObject({
+      status: 'pending',
+      action: 'merge',
+      target: 'main',
+      requester: { person: 'ingest' },
+    });
+    await approvals.approve({ person: lake.owner }, approval.id);
+    expect(await rowsOf('sales.gated')).toBe(1);
   });
 
   it('needs approval only behind the gate and only for protected targets', async () => {

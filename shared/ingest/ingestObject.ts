@@ -1,6 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { openApprovals, prepareMergeApproval } from '../approvals/index.js';
 import { AuditLog } from '../audit/index.js';
 import type { Actor, Commit } from '../catalog/index.js';
 import { AirlockError, conflict, isAirlockError, isConflict } from '../errors/index.js';
@@ -59,9 +60,9 @@ export const INGEST_ACTOR: Actor = { person: 'ingest' };
 const DEFAULT_LEASE_MS = 15 * 60_000;
 
 /**
- * The one decision point for "does this ingestion need a person's approval?". Kept here,
- * behind one function, until the approvals service is wired in (then `awaiting_approval`
- * also carries the request's id).
+ * The one decision point for "does this ingestion need a person's approval?" (then the
+ * merge becomes an approval request in `shared/approvals`, bound to the ingest branch's
+ * commit and the target's head, which a person other than the ingest person approves).
  */
 export async function ingestNeedsApproval(lake: Lake, target: string, gate: IngestGate): Promise<boolean> {
   return gate === 'protected' && (await lake.catalog.isProtected(target));
@@ -221,14 +222,20 @@ export async function ingestObject(
     }
     Object.assign(fields, imported);
 
+    const message = `Merge ingestion ${id} (${event.key}) into ${target}`;
     if (await ingestNeedsApproval(lake, target, gate)) {
-      return await finish('awaiting_approval', fields);
+      try {
+        const input = await prepareMergeApproval(lake.catalog, actor, branch, target, message);
+        // An approval request for the same binding that is still pending is returned, not duplicated.
+        const approval = await openApprovals(lake).approvals.request(actor, input);
+        return await finish('awaiting_approval', { ...fields, approvalId: approval.id });
+      } catch (e) {
+        if (!isAirlockError(e) || e.code === 'INTERNAL') throw e;
+        return await finish('failed', fields, e);
+      }
     }
     try {
-      const merged = await lake.catalog.merge(branch, target, {
-        actor,
-        message: `Merge ingestion ${id} (${event.key}) into ${target}`,
-      });
+      const merged = await lake.catalog.merge(branch, target, { actor, message });
       return await finish('merged', { ...fields, ...(merged.commit ? { mergeCommit: merged.commit } : {}) });
     } catch (e) {
       if (!isAirlockError(e) || e.code === 'INTERNAL') throw e;
