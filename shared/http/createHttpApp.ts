@@ -5,16 +5,19 @@ import { AirlockError, invalid, notFound } from '../errors/index.js';
 import type { Lake, QueryOptions } from '../lake/Lake.js';
 import { logEntryView, tableView } from './catalogViews.js';
 import { REQUEST_BYTES_CAP, errorResponse, httpStatusOf } from './httpErrors.js';
+import { IdempotencyKeys } from './idempotency.js';
 import { jsonResponse } from './jsonResponse.js';
+import { type MutationLake, type PipelineOptions, isUploadPath, registerMutationRoutes } from './mutationRoutes.js';
 import { OPENAPI_DOCUMENT } from './openApiDocument.js';
 import { MEDIA_TYPES, negotiateFormat, parseQueryBody } from './queryBody.js';
 import { type WriteChunk, streamedResponse } from './streamedResponse.js';
+import { DEFAULT_MAX_UPLOAD_BYTES } from './uploadBody.js';
 
 /** The output side of the query engine, loaded on first query (it brings DuckDB and Arrow). */
 const queryOutput = () => import('../query/index.js');
 
 /** What the HTTP API needs of a lake. */
-export type HttpLake = Pick<Lake, 'catalog' | 'query' | 'streamQuery' | 'queryCaps'>;
+export type HttpLake = Pick<Lake, 'catalog' | 'query' | 'streamQuery' | 'queryCaps'> & MutationLake;
 
 /** Options of {@link createHttpApp}. */
 export interface HttpAppOptions {
@@ -29,8 +32,17 @@ export interface HttpAppOptions {
    * checking belongs in the function given here, not in the routes.
    */
   actorFor(request: Request): Actor | Promise<Actor>;
-  /** Largest request body accepted, in bytes (default 1 MiB); larger bodies get 413. */
+  /** Largest JSON request body accepted, in bytes (default 1 MiB); larger bodies get 413. */
   maxBodyBytes?: number;
+  /**
+   * Largest file accepted by `POST /v1/tables/{table}/import`, in bytes (default 256 MiB);
+   * it is streamed to a staging file, never held in memory. Larger uploads get 413.
+   */
+  maxUploadBytes?: number;
+  /** How `POST /v1/runs` finds pipeline folders and runs code steps (default: object-store folders only, local sandboxes). */
+  pipelines?: PipelineOptions;
+  /** How long a mutation's result answers a retry with the same `Idempotency-Key` (default 24 h). */
+  idempotencyTtlMs?: number;
   /**
    * Where unexpected failures are reported: INTERNAL errors (whose message the client
    * never sees) and failures after a streamed body has started. Default: stderr.
@@ -87,20 +99,19 @@ export function createHttpApp(options: HttpAppOptions) {
   );
 
   // Checked before any route reads the body; a Content-Length over the limit is refused unread.
-  app.use(
-    '*',
-    bodyLimit({
-      maxSize: maxBodyBytes,
-      onError: async (c) => {
-        await discardBody(c.req.raw);
-        return errorResponse(
-          new AirlockError('LIMIT_EXCEEDED', `the request body is larger than ${maxBodyBytes} bytes`, {
-            details: { cap: REQUEST_BYTES_CAP, limit: maxBodyBytes },
-          }),
-        );
-      },
-    }),
-  );
+  const jsonBodyLimit = bodyLimit({
+    maxSize: maxBodyBytes,
+    onError: async (c) => {
+      await discardBody(c.req.raw);
+      return errorResponse(
+        new AirlockError('LIMIT_EXCEEDED', `the request body is larger than ${maxBodyBytes} bytes`, {
+          details: { cap: REQUEST_BYTES_CAP, limit: maxBodyBytes },
+        }),
+      );
+    },
+  });
+  // Uploads are streamed to a staging file under their own cap (see stageUpload).
+  app.use('*', (c, next) => (isUploadPath(c.req.path) ? next() : jsonBodyLimit(c, next)));
   app.use('/v1/*', async (c, next) => {
     if (!PUBLIC_PATHS.has(c.req.path)) c.set('actor', await options.actorFor(c.req.raw));
     await next();
@@ -191,6 +202,15 @@ export function createHttpApp(options: HttpAppOptions) {
     const to = c.req.query('to');
     if (!from || !to) throw invalid('GET /v1/diff needs both ?from=<ref>&to=<ref>');
     return jsonResponse(await lake.catalog.diff(from, to));
+  });
+
+  registerMutationRoutes(app, {
+    lake,
+    keys: new IdempotencyKeys(lake.stores.store, lake.stores.objects, {
+      ...(options.idempotencyTtlMs ? { ttlMs: options.idempotencyTtlMs } : {}),
+    }),
+    maxUploadBytes: options.maxUploadBytes ?? DEFAULT_MAX_UPLOAD_BYTES,
+    pipelines: options.pipelines ?? {},
   });
 
   return app;
