@@ -1,21 +1,26 @@
 /**
- * Pipeline benchmark: what the sandbox costs a pipeline step, measured through the real
- * runner (input read from the lake as Arrow, step executed, output written back as
- * Parquet and committed), with the same step executed two ways in the same run:
- *
- * - sandbox: `LocalCodeStepExecutor` — bundled step in its own process (permission model,
- *   namespaces, empty env), inputs and output as Arrow IPC over pipes;
- * - in-process: the same step module imported and called in this process (what a runner
- *   without isolation would do; never used by Airlock itself).
+ * Pipeline benchmark: what the sandbox costs a pipeline step, against the same step
+ * module called in this process (what a runner without isolation would do; never used by
+ * Airlock itself).
  *
  *   npx tsx bench/pipeline.bench.ts                 # 10M rows
  *   BENCH_ROWS=1000000 npx tsx bench/pipeline.bench.ts
  *
- * Measures per-step overhead on empty tables as the wall-clock time of whole runs (sandbox −
- * in-process, median; target ≤ 150 ms per step): a one-step pipeline, where only reading the
- * input overlaps the sandbox's start-up, and a chain of CHAIN steps, where the runner starts
- * each next step's sandbox while the step before it runs. Then the throughput of N rows
- * through a pass-through step (rows/s, in-process ÷ sandbox; target ≥ 0.5×). Writes
+ * Per-step overhead (target ≤ 150 ms), empty tables, sandbox − in-process, median and
+ * minimum of RUNS interleaved repetitions, three ways of getting the process:
+ * - cold: the process is spawned when the step needs it (spawn on the critical path —
+ *   the issue's definition: spawn + Arrow IPC round trip of an empty table);
+ * - started ahead: the runner spawns each code step's process when the run starts / while
+ *   the steps before it run (what a one-shot `airlock run` does);
+ * - pooled: a long-lived executor keeps concurrency + 1 ready processes (SandboxPool);
+ *   each step binds one to its bundle and it exits after the step. The pool refills
+ *   between runs (measured once it is full: the steady state of a long-lived owner whose
+ *   runs do not arrive faster than it refills).
+ * Measured at step level (runCodeStep / a pooled process, no runner) and as whole-run wall
+ * time through the real runner (input read from the lake, step, output validated, written
+ * as Parquet, committed; dry runs) for a one-step pipeline and a CHAIN-step chain (÷ CHAIN).
+ * Then the throughput of N rows through a pass-through step (rows/s, in-process ÷ pooled
+ * sandbox; target ≥ 0.5×). Prints the load average per section; writes
  * bench/results/pipeline.md.
  */
 import { spawnSync } from 'node:child_process';
@@ -24,7 +29,7 @@ import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { DuckDBInstance } from '@duckdb/node-api';
-import { type Table, tableFromIPC, tableToIPC } from 'apache-arrow';
+import { type Table, tableFromArrays, tableFromIPC, tableToIPC } from 'apache-arrow';
 import { Lake } from '../shared/lake/Lake.js';
 import {
   type CodeStepExecutor,
@@ -33,20 +38,28 @@ import {
   LocalCodeStepExecutor,
   PipelineRunner,
 } from '../shared/pipeline/run/index.js';
-import { rowsToTable } from '../shared/pipeline/sandbox/index.js';
+import {
+  bundleStep,
+  DEFAULT_SANDBOX_LIMITS,
+  rowsToTable,
+  runCodeStep,
+  startCodeStep,
+} from '../shared/pipeline/sandbox/index.js';
 
 const ROWS = Number(process.env.BENCH_ROWS ?? 10_000_000);
 const RUNS = Number(process.env.BENCH_OVERHEAD_RUNS ?? 7);
 const LIMITS = { memoryMb: 4096, timeoutMs: 600_000, maxOutputBytes: 4 * 1024 ** 3 };
 const CHAIN = Number(process.env.BENCH_CHAIN ?? 5);
+/** The runner's default concurrency (min(4, CPUs)); the pool is sized one above it. */
+const CONCURRENCY = Math.min(4, availableParallelism());
 const copyStep = (input: string, output: string) =>
   `export default { output: '${output}', inputs: { t: '${input}' }, run({ t }) { return t; } };`;
 
+type StepModule = { default: { run: (i: Record<string, Table>, c: object) => unknown } };
+
 /** Calls the step module in this process: decode inputs, run, encode the output. */
 class InProcessExecutor implements CodeStepExecutor {
-  constructor(
-    private readonly modules: Map<string, { default: { run: (i: Record<string, Table>, c: object) => unknown } }>,
-  ) {}
+  constructor(private readonly modules: Map<string, StepModule>) {}
   async run(request: CodeStepRequest): Promise<CodeStepOutcome> {
     const started = performance.now();
     const mod = this.modules.get(request.bundle.step);
@@ -58,6 +71,14 @@ class InProcessExecutor implements CodeStepExecutor {
   }
 }
 
+/** The local sandbox with nothing started ahead: each step spawns its process when it needs it. */
+class ColdExecutor implements CodeStepExecutor {
+  private readonly inner = new LocalCodeStepExecutor();
+  run(request: CodeStepRequest): Promise<CodeStepOutcome> {
+    return this.inner.run(request);
+  }
+}
+
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? Number.NaN;
 const min = (xs: number[]) => Math.min(...xs);
 const ms = (x: number) => `${x.toFixed(x < 10 ? 1 : 0)} ms`;
@@ -65,6 +86,8 @@ const load = () =>
   loadavg()
     .map((l) => l.toFixed(2))
     .join(', ');
+
+type Kind = 'in-process' | 'cold' | 'started ahead' | 'pooled';
 
 const root = await mkdtemp(join(tmpdir(), 'airlock-bench-pipeline-'));
 const loadStart = load();
@@ -105,10 +128,20 @@ try {
     stagingDir: lake.stores.stagingDir,
   };
   const modules = new Map(await Promise.all(files.map(async (f) => [f, await import(pathToFileURL(f).href)] as const)));
-  const executors = { sandbox: new LocalCodeStepExecutor(), 'in-process': new InProcessExecutor(modules) };
+  const pooled = new LocalCodeStepExecutor({ pool: { size: CONCURRENCY + 1, limits: LIMITS } });
+  const pool = pooled.sandboxPool;
+  const executors: Record<Kind, CodeStepExecutor> = {
+    'in-process': new InProcessExecutor(modules),
+    cold: new ColdExecutor(),
+    'started ahead': new LocalCodeStepExecutor(),
+    pooled,
+  };
+  const sandboxKinds = ['cold', 'started ahead', 'pooled'] as const;
+  const loads: string[] = [`start ${loadStart}`];
 
   /** One dry run of a pipeline on a branch: its wall-clock time and the first step's recorded duration. */
-  const runTime = async (kind: keyof typeof executors, dir: string, branch: string) => {
+  const runTime = async (kind: Kind, dir: string, branch: string) => {
+    if (kind === 'pooled') await pool?.ready();
     const runner = new PipelineRunner(deps, executors[kind]);
     const t = performance.now();
     const run = await runner.start(owner, { pipelineDir: dir, branch, dryRun: true }, { limits: LIMITS });
@@ -118,61 +151,126 @@ try {
   };
 
   console.log(`pipeline bench: ${ROWS.toLocaleString()} rows; ${availableParallelism()} CPUs; load ${loadStart}`);
-  // Overhead: interleaved, empty input; the first runs warm the bundle cache.
-  await runTime('sandbox', pipe, 'empty');
-  await runTime('sandbox', chain, 'empty');
-  const single: Record<string, number[]> = { sandbox: [], 'in-process': [] };
-  const chained: Record<string, number[]> = { sandbox: [], 'in-process': [] };
+
+  // 1. Step level, no runner: the issue's definition (spawn + Arrow IPC round trip of an
+  //    empty table) against calling the function here; and the same from a ready pool.
+  const copy = await bundleStep(join(pipe, 'copy.mjs'));
+  const copyModule = modules.get(copy.step) as StepModule;
+  const emptyTable = tableFromArrays({ id: new BigInt64Array(0), amount: new Float64Array(0) });
+  const stepLimits = { ...DEFAULT_SANDBOX_LIMITS, ...LIMITS };
+  const stepTimes: Record<'in-process' | 'cold' | 'pooled', number[]> = { 'in-process': [], cold: [], pooled: [] };
+  await runCodeStep({ bundle: copy, inputs: { t: emptyTable }, limits: LIMITS }); // warm the OS caches
   for (let i = 0; i < RUNS; i++) {
-    for (const kind of ['sandbox', 'in-process'] as const) {
-      single[kind]?.push((await runTime(kind, pipe, 'empty')).wall);
-      chained[kind]?.push((await runTime(kind, chain, 'empty')).wall);
+    let t = performance.now();
+    const out = await copyModule.default.run({ t: tableFromIPC(tableToIPC(emptyTable, 'stream')) }, { params: {} });
+    tableFromIPC(tableToIPC(out as Table, 'stream'));
+    stepTimes['in-process'].push(performance.now() - t);
+    t = performance.now();
+    await runCodeStep({ bundle: copy, inputs: { t: emptyTable }, limits: LIMITS });
+    stepTimes.cold.push(performance.now() - t);
+    await pool?.ready();
+    t = performance.now();
+    const started = startCodeStep(copy, stepLimits, pool);
+    try {
+      await started.run({ t: emptyTable });
+    } finally {
+      await started.dispose();
+    }
+    stepTimes.pooled.push(performance.now() - t);
+  }
+  loads.push(`after step level ${load()}`);
+  console.log(
+    `step level: in-process ${ms(median(stepTimes['in-process']))}, cold ${ms(median(stepTimes.cold))}, pooled ${ms(median(stepTimes.pooled))} (load ${load()})`,
+  );
+
+  // 2. Whole runs, interleaved, empty input; the first runs warm the bundle and describe caches.
+  await runTime('cold', pipe, 'empty');
+  await runTime('cold', chain, 'empty');
+  const single: Record<Kind, number[]> = { 'in-process': [], cold: [], 'started ahead': [], pooled: [] };
+  const chained: Record<Kind, number[]> = { 'in-process': [], cold: [], 'started ahead': [], pooled: [] };
+  for (let i = 0; i < RUNS; i++) {
+    for (const kind of ['in-process', ...sandboxKinds] as const) {
+      single[kind].push((await runTime(kind, pipe, 'empty')).wall);
+      chained[kind].push((await runTime(kind, chain, 'empty')).wall);
     }
   }
-  const singleOverhead = median(single.sandbox ?? []) - median(single['in-process'] ?? []);
-  const chainOverhead = (median(chained.sandbox ?? []) - median(chained['in-process'] ?? [])) / CHAIN;
-  // Minimums too: process start on a shared machine stalls at random (see the bare spawns).
-  const singleOverheadMin = min(single.sandbox ?? []) - min(single['in-process'] ?? []);
-  const chainOverheadMin = (min(chained.sandbox ?? []) - min(chained['in-process'] ?? [])) / CHAIN;
-  // Context: what starting a bare Node process costs on this machine (the floor of any per-process sandbox).
+  loads.push(`after whole runs ${load()}`);
+  for (const kind of ['in-process', ...sandboxKinds] as const) {
+    console.log(
+      `${kind}: one-step run ${ms(median(single[kind]))} (min ${ms(min(single[kind]))}), ${CHAIN}-step chain ${ms(median(chained[kind]))} (min ${ms(min(chained[kind]))})`,
+    );
+  }
+
+  // Context: what starting a bare Node process costs on this machine (the floor of any cold sandbox).
   const bare: number[] = [];
   for (let i = 0; i < RUNS; i++) {
     const t = performance.now();
     spawnSync(process.execPath, ['-e', '0']);
     bare.push(performance.now() - t);
   }
-  const bareNode = median(bare);
   const bareAll = [...bare].sort((a, b) => a - b).map((x) => x.toFixed(0));
-  console.log(
-    `one-step run: sandbox ${ms(median(single.sandbox ?? []))}, in-process ${ms(median(single['in-process'] ?? []))}; ` +
-      `${CHAIN}-step chain: sandbox ${ms(median(chained.sandbox ?? []))}, in-process ${ms(median(chained['in-process'] ?? []))}`,
-  );
-  // Throughput: one run each.
+
+  // 3. Throughput: one run each (the sandbox from the pool; at this size its start-up is noise).
   const big: Record<string, number> = {};
-  for (const kind of ['in-process', 'sandbox'] as const) {
+  for (const kind of ['in-process', 'pooled'] as const) {
     big[kind] = (await runTime(kind, pipe, 'dev')).step;
-    console.log(`${ROWS.toLocaleString()} rows, ${kind}: ${ms(big[kind] as number)}`);
+    console.log(`${ROWS.toLocaleString()} rows, ${kind}: ${ms(big[kind] as number)} (load ${load()})`);
   }
+  loads.push(`end ${load()}`);
+  await pooled.close();
+
   const rate = (t: number) => `${(((ROWS / t) * 1000) / 1e6).toFixed(2)} M rows/s`;
-  const ratio = (big['in-process'] as number) / (big.sandbox as number);
+  const ratio = (big['in-process'] as number) / (big.pooled as number);
   const met = (x: number) => (x <= 150 ? '(met)' : '(**missed**)');
+  const row = (label: string, base: number, sandbox: number, per = 1) => {
+    const overhead = (sandbox - base) / per;
+    return `| ${label} | ${ms(base)} | ${ms(sandbox)} | ${ms(overhead)}${per > 1 ? ' per step' : ''} | ≤ 150 ms ${met(overhead)} |`;
+  };
   const table = [
-    '| measure | in-process | sandbox | result | target |',
+    '| measure | in-process | sandbox | overhead | target |',
     '|---|---|---|---|---|',
-    `| per-step overhead in a ${CHAIN}-step chain, empty tables: run wall time difference ÷ ${CHAIN}, median of ${RUNS} interleaved | ${ms(median(chained['in-process'] ?? []))} | ${ms(median(chained.sandbox ?? []))} | ${ms(chainOverhead)} per step | ≤ 150 ms ${met(chainOverhead)} |`,
-    `| the same, minimum of ${RUNS} | ${ms(min(chained['in-process'] ?? []))} | ${ms(min(chained.sandbox ?? []))} | ${ms(chainOverheadMin)} per step | ≤ 150 ms ${met(chainOverheadMin)} |`,
-    `| overhead of a one-step pipeline, empty table: run wall time difference, median of ${RUNS} interleaved | ${ms(median(single['in-process'] ?? []))} | ${ms(median(single.sandbox ?? []))} | ${ms(singleOverhead)} | ≤ 150 ms ${met(singleOverhead)} |`,
-    `| the same, minimum of ${RUNS} | ${ms(min(single['in-process'] ?? []))} | ${ms(min(single.sandbox ?? []))} | ${ms(singleOverheadMin)} | ≤ 150 ms ${met(singleOverheadMin)} |`,
-    `| bare \`node -e 0\` spawn on this machine, ${RUNS} runs sorted (ms) — the floor a one-step run cannot hide | — | ${bareAll.join(', ')} | median ${ms(bareNode)} | — |`,
-    `| ${ROWS.toLocaleString()} rows through a pass-through step (read from the lake, step, write Parquet) | ${ms(big['in-process'] as number)} (${rate(big['in-process'] as number)}) | ${ms(big.sandbox as number)} (${rate(big.sandbox as number)}) | ${ratio.toFixed(2)}× | ≥ 0.5× ${ratio >= 0.5 ? '(met)' : '(**missed**)'} |`,
+    row(
+      `step level, cold: spawn + Arrow IPC round trip of an empty table, median of ${RUNS}`,
+      median(stepTimes['in-process']),
+      median(stepTimes.cold),
+    ),
+    row('step level, cold, minimum', min(stepTimes['in-process']), min(stepTimes.cold)),
+    row(
+      `step level, pooled: a ready process bound to the bundle + the same round trip, median of ${RUNS}`,
+      median(stepTimes['in-process']),
+      median(stepTimes.pooled),
+    ),
+    row('step level, pooled, minimum', min(stepTimes['in-process']), min(stepTimes.pooled)),
   ];
+  for (const kind of sandboxKinds) {
+    table.push(
+      row(
+        `one-step run, ${kind}: wall time difference, median of ${RUNS} interleaved`,
+        median(single['in-process']),
+        median(single[kind]),
+      ),
+      row(`one-step run, ${kind}, minimum`, min(single['in-process']), min(single[kind])),
+      row(
+        `${CHAIN}-step chain, ${kind}: wall time difference ÷ ${CHAIN}, median of ${RUNS}`,
+        median(chained['in-process']),
+        median(chained[kind]),
+        CHAIN,
+      ),
+      row(`${CHAIN}-step chain, ${kind}, minimum`, min(chained['in-process']), min(chained[kind]), CHAIN),
+    );
+  }
+  table.push(
+    `| bare \`node -e 0\` spawn on this machine, ${RUNS} runs sorted (ms) — the floor of a cold start | — | ${bareAll.join(', ')} | median ${ms(median(bare))} | — |`,
+    `| ${ROWS.toLocaleString()} rows through a pass-through step (read from the lake, step, write Parquet), pooled sandbox | ${ms(big['in-process'] as number)} (${rate(big['in-process'] as number)}) | ${ms(big.pooled as number)} (${rate(big.pooled as number)}) | ${ratio.toFixed(2)}× | ≥ 0.5× ${ratio >= 0.5 ? '(met)' : '(**missed**)'} |`,
+  );
   console.log(`\n${table.join('\n')}`);
+  console.log(`load averages: ${loads.join('; ')}`);
   const md = [
     '# Pipeline benchmark (sandboxed step vs the same step in-process)',
     '',
-    `Run ${new Date().toISOString()} · nproc ${availableParallelism()} · load average at start ${loadStart}, at end ${load()} · Node ${process.version} · \`npx tsx bench/pipeline.bench.ts\``,
+    `Run ${new Date().toISOString()} · nproc ${availableParallelism()} · load average (1, 5, 15 min) ${loads.join('; ')} · Node ${process.version} · runner concurrency ${CONCURRENCY}, pool size ${CONCURRENCY + 1} · \`npx tsx bench/pipeline.bench.ts\``,
     '',
-    'Both variants go through the real runner (`PipelineRunner`, dry runs on a local lake): the step input is read from the lake as Arrow, the step runs, its output is validated, written as Parquet and committed to the run branch. Only the executor differs: `LocalCodeStepExecutor` (own process, permission model, namespaces, Arrow IPC over pipes) or the step module called in this process. Overheads are differences of whole-run wall-clock times (so start-up hidden behind other work counts only where it really is hidden); the throughput row uses the step durations the run recorded. The runner starts the sandbox of a code step when the step begins (overlapping the read of its inputs) or, for a step whose predecessors are running, as soon as they start.',
+    "The in-process variant calls the step module in the benchmark process; the sandbox variants run it in its own process (permission model reading one file, empty environment, network and PID namespaces, `nobody` uid, heap and CPU limits, Arrow IPC over pipes). Three ways of getting that process: **cold** — spawned when the step needs it, so the spawn is on the critical path (the issue's definition); **started ahead** — the runner spawns each code step's process when the run starts or while the steps before it run (a one-shot `airlock run`); **pooled** — a long-lived executor (`LocalCodeStepExecutor` with a pool, as `airlock serve`, a Lambda container or this benchmark keep) holds concurrency + 1 ready, bundle-agnostic processes; a step binds one to its bundle (link + signal, then the bundle loads) and the process exits after that one step. Pooled runs start with a full pool (the pool refills between runs). Step-level rows call `runCodeStep` / a pooled process directly; run rows are whole dry runs through `PipelineRunner` on a local lake (input read as Arrow, step, output validated, written as Parquet, committed to the run branch), overhead = difference of wall times. The machine is shared (2 CPUs, other sessions running): compare rows of the same run, and read the load averages.",
     '',
     ...table,
     '',

@@ -13,6 +13,7 @@ import {
 } from '../shared/pipeline/run/index.js';
 import { DEFAULT_DENY_POLICY } from '../shared/pipeline/sandbox/index.js';
 import { tempDir } from './support/cli.js';
+import { liveSandboxes } from './support/sandboxes.js';
 
 const ML = join(import.meta.dirname, 'fixtures', 'pipelines', 'ml');
 const alice: Actor = { person: 'alice' };
@@ -327,18 +328,37 @@ describe('concurrent runs and isolation', { timeout: 240_000 }, () => {
   });
 });
 
-describe('sandboxed steps inside a run', { timeout: 240_000 }, () => {
+// Every attack runs twice: in a process spawned for the step, and in a ready process
+// from a pool (bound to the step's bundle when the step starts).
+describe.each([
+  ['spawned for the step', false],
+  ['from a pool of ready processes', true],
+])('sandboxed steps inside a run, process %s', { timeout: 240_000 }, (_kind, pooled) => {
   let lake: Lake;
   let runner: PipelineRunner;
+  let executor: LocalCodeStepExecutor | undefined;
   const secret = 'AKIA-TEST-SECRET-123';
   beforeAll(async () => {
     process.env.AIRLOCK_TEST_SECRET = secret;
     ({ lake, runner } = await lakeWithEvents());
+    if (pooled) {
+      executor = new LocalCodeStepExecutor({ pool: { size: 2, limits: { timeoutMs: 60_000, memoryMb: 128 } } });
+      runner = new PipelineRunner(
+        {
+          catalog: lake.catalog,
+          store: lake.stores.store,
+          objects: lake.stores.objects,
+          stagingDir: lake.stores.stagingDir,
+        },
+        executor,
+      );
+    }
     // Allow every import at bundle time, so each attack reaches the run-time layers.
     await runner.setPolicy({ deny: { packages: [], builtins: [] } });
   });
   afterAll(async () => {
     delete process.env.AIRLOCK_TEST_SECRET;
+    await executor?.close();
     await lake?.close();
   });
 
@@ -400,6 +420,7 @@ describe('sandboxed steps inside a run', { timeout: 240_000 }, () => {
       const tables = (await lake.catalog.listTables('dev')).map((t) => t.name);
       expect(tables).not.toContain('ml.evil');
       expect(tables).not.toContain('ml.first');
+      if (pooled) expect(executor?.sandboxPool?.idleCount).toBeLessThanOrEqual(2);
     },
   );
 
@@ -506,5 +527,46 @@ describe('sandboxes started ahead of their steps', { timeout: 240_000 }, () => {
     } finally {
       await lake.close();
     }
+  });
+});
+
+describe('an executor keeping a pool across runs', { timeout: 240_000 }, () => {
+  it('runs steps of successive runs in pooled processes, one step each, and close() leaves no process', async () => {
+    const { lake } = await lakeWithEvents();
+    const executor = new LocalCodeStepExecutor({ pool: { size: 2, limits: LIMITS } });
+    const pool = executor.sandboxPool;
+    try {
+      const runner = new PipelineRunner(
+        {
+          catalog: lake.catalog,
+          store: lake.stores.store,
+          objects: lake.stores.objects,
+          stagingDir: lake.stores.stagingDir,
+        },
+        executor,
+      );
+      const dir = pipeline({
+        'a.mjs': "export default { output: 'pool.a', inputs: { e: 'raw.events' }, run({ e }) { return e; } };",
+        'b.mjs': "export default { output: 'pool.b', inputs: { a: 'pool.a' }, run({ a }) { return a; } };",
+      });
+      const served = new Set<number>();
+      for (let i = 0; i < 2; i++) {
+        await pool?.ready();
+        const waiting = pool?.idlePids() ?? [];
+        expect(waiting.length).toBe(2);
+        for (const pid of waiting) expect(served.has(pid)).toBe(false); // never a process that served a step
+        const run = await runner.start(alice, { pipelineDir: dir, branch: 'dev' }, { limits: LIMITS });
+        expect(run.status).toBe('succeeded');
+        for (const pid of waiting) served.add(pid);
+        // Both pooled processes were bound to the run's two steps and are gone.
+        expect(pool?.idlePids().filter((p) => waiting.includes(p))).toEqual([]);
+        expect(pool?.idleCount).toBeLessThanOrEqual(2);
+      }
+      expect(await scalar(lake, 'SELECT count(*) FROM pool.b', 'dev')).toBe(20);
+    } finally {
+      await executor.close();
+      await lake.close();
+    }
+    expect(await liveSandboxes()).toEqual([]);
   });
 });

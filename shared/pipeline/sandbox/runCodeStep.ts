@@ -117,7 +117,7 @@ export function interpretFailure(raw: RawSandboxResult, step: string, limits: Sa
       step,
     );
   }
-  if (raw.killed === 'memory' || (raw.killed === undefined && isOom(raw) && raw.exitCode !== 0)) {
+  if (raw.killed === 'memory' || (raw.killed === undefined && !raw.complete && isOom(raw) && raw.exitCode !== 0)) {
     raw.logs = trimOomNoise(raw.logs);
     return fail(
       'LIMIT_EXCEEDED',
@@ -281,7 +281,7 @@ function interpretRun(
   const failure = interpretFailure(raw, bundle.step, limits);
   if (failure) throw failure;
   const ok = raw.control.find((m) => m.type === 'ok');
-  if (ok?.type !== 'ok' || raw.exitCode !== 0) throw crashed(raw, bundle.step);
+  if (ok?.type !== 'ok' || (raw.exitCode !== 0 && !raw.complete)) throw crashed(raw, bundle.step);
   if (raw.stdout.byteLength !== ok.bytes) {
     throw fail(
       'INVALID',

@@ -49,6 +49,12 @@ export interface RawSandboxResult {
   durationMs: number;
   /** From the spawn to the process's end; includes start-up and, for a pooled process, its wait in the pool. */
   sinceSpawnMs: number;
+  /**
+   * The harness reported `ok` and every output byte it announced had arrived, so the
+   * result was taken then and the process killed without waiting for it to exit
+   * (`exitCode` and `signal` are then null): its teardown is off the step's critical path.
+   */
+  complete: boolean;
   isolation: IsolationSupport;
 }
 
@@ -217,6 +223,16 @@ export async function spawnIdleSandbox(profile: SandboxProfile): Promise<IdleSan
   const outChunks: Buffer[] = [];
   let outBytes = 0;
   let maxOutputBytes = Number.POSITIVE_INFINITY;
+  // Set once the harness reports `ok` with the size of its output; the result is complete
+  // when that many bytes have arrived.
+  let okBytes: number | undefined;
+  let onComplete: (() => void) | undefined;
+  const completed = new Promise<void>((resolve) => {
+    onComplete = resolve;
+  });
+  const checkComplete = () => {
+    if (okBytes !== undefined && outBytes === okBytes) onComplete?.();
+  };
   child.stdout.on('data', (c: Buffer) => {
     outBytes += c.byteLength;
     if (outBytes > maxOutputBytes) {
@@ -224,6 +240,7 @@ export async function spawnIdleSandbox(profile: SandboxProfile): Promise<IdleSan
       return;
     }
     outChunks.push(c);
+    checkComplete();
   });
 
   const logs: string[] = [];
@@ -255,6 +272,18 @@ export async function spawnIdleSandbox(profile: SandboxProfile): Promise<IdleSan
     if (controlText.length < 4 * 1024 * 1024) controlText += s;
     // Loaded in time: waiting for the request costs the step none of its budget.
     if (!sent && controlText.startsWith(READY_LINE)) clearTimeout(timer);
+    if (sent && okBytes === undefined && controlText.endsWith('\n')) {
+      const last = controlText.slice(controlText.lastIndexOf('\n', controlText.length - 2) + 1);
+      try {
+        const m = JSON.parse(last) as ControlMessage;
+        if (m.type === 'ok' && Number.isSafeInteger(m.bytes)) {
+          okBytes = m.bytes;
+          checkComplete();
+        }
+      } catch {
+        /* not a whole message: the exit decides */
+      }
+    }
   });
   child.stdin.on('error', () => undefined); // the child may exit before reading everything
   const channel = child.stdio[BIND_FD] as unknown as Duplex;
@@ -305,9 +334,27 @@ export async function spawnIdleSandbox(profile: SandboxProfile): Promise<IdleSan
       if (!killed && !ended) timer = setTimeout(() => kill('timeout'), limitsOf.timeoutMs);
       for (const chunk of encodeRequest(mode, params, inputs)) child.stdin.write(chunk);
       child.stdin.end();
-      const { code, signal } = await exited;
+      // The process's exit, or — sooner — a complete result (then after the poll phase, so
+      // log lines that arrived in the same batch of I/O are read first).
+      const end = await Promise.race([
+        exited.then((r) => ({ ...r, complete: false })),
+        completed.then(
+          () =>
+            new Promise<{ code: null; signal: null; complete: true }>((r) =>
+              setImmediate(() => r({ code: null, signal: null, complete: true })),
+            ),
+        ),
+      ]);
+      const { code, signal } = end;
       const finishedAt = performance.now();
-      await cleanUp();
+      if (end.complete && !ended) {
+        clearTimeout(timer);
+        if (watchdog) clearInterval(watchdog);
+        killGroup(child.pid);
+        void exited.catch(() => undefined).then(cleanUp);
+      } else {
+        await cleanUp();
+      }
       if (partial) pushLine(partial);
       if (dropped > 0) logs.push(`… ${dropped} more log lines not kept (limit ${maxLogLines})`);
 
@@ -330,6 +377,7 @@ export async function spawnIdleSandbox(profile: SandboxProfile): Promise<IdleSan
         peakRssMb: Math.round(peakRss / (1024 * 1024)),
         durationMs: finishedAt - started,
         sinceSpawnMs: finishedAt - spawnedAt,
+        complete: end.complete,
         isolation,
       };
       if (killed) result.killed = killed;
