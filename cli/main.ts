@@ -545,7 +545,12 @@ export function buildProgram(): Command {
       const { createHttpApp, listen } = await import('../shared/http/index.js');
       const { bearerActor, guardedHttpLake, withRequestScope } = await import('../shared/auth/http.js');
       // Every request needs a bearer token (401 without one); operations go through the guard.
-      const app = createHttpApp({ lake: guardedHttpLake(guard), actorFor: bearerActor(guard) });
+      const app = createHttpApp({
+        lake: guardedHttpLake(guard),
+        actorFor: bearerActor(guard),
+        // Runs start from a folder on this machine too, and go through the guard like every operation.
+        pipelines: { allowLocalPaths: true, runs: guard },
+      });
       const server = await listen(withRequestScope(app), { port: o.port as number, host: o.host as string });
       process.stderr.write(
         `Airlock HTTP API on ${server.url} of ${lake.owner}'s lake (bearer tokens); Ctrl-C stops it\n`,
