@@ -6,6 +6,7 @@ import type { RowFormat } from '../shared/query/index.js';
 import { lakeLocation } from '../shared/lake/openLake.js';
 import { registerApprovalsCommands } from './commands/approvals.js';
 import { registerAuditCommands } from './commands/audit.js';
+import { registerDoctorCommands } from './commands/doctor.js';
 import { approvalGate, registerAuthCommands } from './commands/auth.js';
 import { registerPolicyCommands } from './commands/policy.js';
 import { registerRunCommands } from './commands/run.js';
@@ -517,6 +518,7 @@ export function buildProgram(): Command {
   registerAuditCommands(program);
   registerAuthCommands(program);
   registerApprovalsCommands(program);
+  registerDoctorCommands(program);
 
   registerCapsCommand(program, { act, common });
   registerMcpCommand(program);
