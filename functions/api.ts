@@ -1,5 +1,8 @@
 import { Hono } from 'hono';
 import { type APIGatewayProxyResult, type LambdaContext, type LambdaEvent, handle } from 'hono/aws-lambda';
+import { GuardedLake } from '../shared/auth/index.js';
+import { bearerActor, guardedHttpLake, inRequestScope } from '../shared/auth/http.js';
+import { openApprovals } from '../shared/approvals/index.js';
 import { type HttpApp, createHttpApp, errorResponse } from '../shared/http/index.js';
 import { Lake } from '../shared/lake/Lake.js';
 import { lakeLocation } from '../shared/lake/openLake.js';
@@ -13,12 +16,16 @@ import { lakeLocation } from '../shared/lake/openLake.js';
 let opened: Promise<HttpApp> | undefined;
 function app(): Promise<HttpApp> {
   opened ??= Lake.open(lakeLocation({})).then(
-    (lake) =>
-      createHttpApp({
-        lake,
-        // As `airlock serve`: no bearer tokens yet (issue 6), every request acts as the lake's owner.
-        actorFor: () => ({ person: lake.owner }),
-      }),
+    (lake) => {
+      // As `airlock serve`: bearer tokens only (401 without one), every operation through the guard.
+      const guard: GuardedLake = new GuardedLake(lake, {
+        approvals: openApprovals(lake, {
+          audit: false,
+          mayApprove: (approver, approval) => guard.mayApprove(approver, approval.target, approval.action),
+        }).approvals,
+      });
+      return createHttpApp({ lake: guardedHttpLake(guard), actorFor: bearerActor(guard) });
+    },
     (error: unknown) => {
       opened = undefined;
       throw error;
@@ -30,7 +37,7 @@ function app(): Promise<HttpApp> {
 /** Hands every request to the lake's app; a lake that cannot be opened answers with the usual error body. */
 const front = new Hono();
 front.onError((error) => errorResponse(error));
-front.all('*', async (c) => (await app()).fetch(c.req.raw));
+front.all('*', (c) => inRequestScope(async () => (await app()).fetch(c.req.raw)));
 
 const lambdaHandler = handle(front);
 

@@ -15,6 +15,7 @@ import type { handler as ApiHandler } from '../functions/api.js';
 import { DATA_PLANE_ASSET } from '../infra/AirlockStack.js';
 import { buildLambdaAsset } from '../infra/lambdaAssets.js';
 import { OPENAPI_DOCUMENT, type RunningServer, createHttpApp, listen } from '../shared/http/index.js';
+import { GuardedLake } from '../shared/auth/index.js';
 import { Lake } from '../shared/lake/Lake.js';
 import { lakeLocation } from '../shared/lake/openLake.js';
 import { tempDir } from './support/cli.js';
@@ -44,6 +45,8 @@ function urlEvent(call: Call) {
     'x-forwarded-proto': 'https',
     'x-forwarded-for': '203.0.113.7',
     'user-agent': 'vitest',
+    // The function URL needs a bearer token (issue 6); the owner's, unless a call sets its own.
+    ...(ownerToken ? { authorization: `Bearer ${ownerToken}` } : {}),
     ...(call.headers ?? {}),
   };
   const now = new Date();
@@ -115,6 +118,7 @@ const queryView = (s: Seen) => {
 };
 
 let lake: Lake;
+let ownerToken = '';
 let server: RunningServer;
 let handler: Handler;
 
@@ -144,6 +148,7 @@ describe('api Lambda over function-URL events (DynamoDB Local + s3rver)', () => 
     const csv = join(tempDir('airlock-api-lambda-'), 'events.csv');
     writeFileSync(csv, `id,amount\n${Array.from({ length: 20 }, (_, i) => `${i + 1},${i + 1}.5`).join('\n')}\n`);
     await lake.importTable(owner, { table: 'raw.events', file: csv, branch: 'dev' });
+    ownerToken = (await new GuardedLake(lake).createToken(owner, {})).token;
     server = await listen(createHttpApp({ lake, actorFor: () => owner }), { port: 0, host: '127.0.0.1' });
     ({ handler } = await import('../functions/api.js'));
   }, 300_000);
@@ -151,6 +156,17 @@ describe('api Lambda over function-URL events (DynamoDB Local + s3rver)', () => 
   afterAll(async () => {
     await server?.close();
     await lake?.close();
+  });
+
+  it('refuses a request without a valid bearer token with 401 and the JSON error body', async () => {
+    for (const authorization of ['', 'Bearer airlock_0000000000000000AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA']) {
+      const r = fromLambda(
+        await handler(urlEvent({ method: 'GET', path: '/v1/branches', headers: { authorization } })),
+      );
+      expect(r.status).toBe(401);
+      expect(json(r).error.code).toBe('DENIED');
+      expect(Buffer.from(r.body).toString('utf8')).not.toContain('AAAAAAAAAAAA');
+    }
   });
 
   it('answers health and the OpenAPI document', async () => {
