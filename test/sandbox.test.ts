@@ -458,6 +458,29 @@ describe.runIf(process.platform === 'linux')('sandbox: a pool of ready processes
     }
   }, 180_000);
 
+  it('ready processes of an owner killed with SIGKILL exit by themselves (their channel to it ends)', async () => {
+    const { spawn } = await import('node:child_process');
+    // One process (`--import tsx`, not the tsx CLI, which runs the script in a child of its own).
+    const owner = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, 'fixtures', 'poolOwner.ts')], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    const pids = await new Promise<number[]>((resolve, reject) => {
+      let text = '';
+      owner.stdout.on('data', (c: Buffer) => {
+        text += c.toString();
+        if (text.includes('\n')) resolve(JSON.parse(text) as number[]);
+      });
+      owner.on('error', reject);
+      owner.on('exit', () => reject(new Error(`the owner exited early: ${text}`)));
+    });
+    expect(pids.length).toBe(2);
+    expect(pids.every(alive)).toBe(true);
+    owner.kill('SIGKILL');
+    // Not a timing assertion: wait (generously) for both to be gone, then check.
+    for (let i = 0; i < 300 && pids.some(alive); i++) await new Promise((r) => setTimeout(r, 100));
+    expect(pids.filter(alive)).toEqual([]);
+  }, 120_000);
+
   it('never holds more than its size waiting, and close() leaves no process behind', async () => {
     const pool = new SandboxPool({ size: 2, limits });
     const b = await bundle('top-level-log.mjs');
