@@ -1,6 +1,7 @@
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LambdaClient } from '@aws-sdk/client-lambda';
+import { GuardedLake } from '../shared/auth/index.js';
 import { invalid } from '../shared/errors/index.js';
 import { Lake } from '../shared/lake/Lake.js';
 import { lakeLocation } from '../shared/lake/openLake.js';
@@ -31,8 +32,10 @@ export type RunnerEvent =
       params?: Record<string, string>;
       isolation?: Isolation;
       dryRun?: boolean;
+      /** Act as this token's person/agent (as `AIRLOCK_TOKEN`); without one, as the lake's owner. */
+      token?: string;
     }
-  | { action: 'resume'; runId: string };
+  | { action: 'resume'; runId: string; token?: string };
 
 /** Where fetched pipeline folders live in the container (Lambda's only writable disk is /tmp). */
 const PIPELINES_ROOT = join(tmpdir(), 'airlock-pipelines');
@@ -64,19 +67,26 @@ export async function handler(event: RunnerEvent): Promise<RunSummary> {
   const { stores } = l;
   const { location } = stores;
   if (location.backend !== 'aws') throw invalid('the runner Lambda needs AIRLOCK_BACKEND=aws');
-  const runner = new PipelineRunner(
-    { catalog: l.catalog, store: stores.store, objects: stores.objects, stagingDir: stores.stagingDir },
-    new LambdaCodeStepExecutor({
-      lambda: new LambdaClient({}),
-      functionName,
-      s3: createS3Client(),
-      bucket: location.bucket,
-    }),
-  );
-  const actor = { person: l.owner };
+  const executor = new LambdaCodeStepExecutor({
+    lambda: new LambdaClient({}),
+    functionName,
+    s3: createS3Client(),
+    bucket: location.bucket,
+  });
+  // Every run goes through the one enforcement point: authorized, read through the actor's
+  // row filters and masks, audited. Only principals allowed to invoke this function reach it,
+  // so without a token it acts as the lake's owner (as the embedded CLI does).
+  const guard = new GuardedLake(l, { executor });
+  const actor = request.token ? await guard.authenticate(request.token) : guard.owner;
+  const runner = new PipelineRunner({
+    catalog: l.catalog,
+    store: stores.store,
+    objects: stores.objects,
+    stagingDir: stores.stagingDir,
+  });
   if (request.action === 'start') {
     const pipelineDir = await fetchPipelineFolder(stores.objects, request.pipeline.prefix, PIPELINES_ROOT);
-    return runner.start(actor, {
+    return guard.runPipeline(actor, {
       pipelineDir,
       branch: request.branch,
       ...(request.params ? { params: request.params } : {}),
@@ -90,7 +100,7 @@ export async function handler(event: RunnerEvent): Promise<RunSummary> {
     throw invalid(`run ${request.runId} was started from local files (${run.pipeline}); resume it where it started`);
   }
   await fetchPipelineFolder(stores.objects, prefix, PIPELINES_ROOT);
-  return runner.resume(actor, request.runId);
+  return guard.resumeRun(actor, { runId: request.runId });
 }
 
 /** Checks the event's shape (the runner trusts nothing it is sent). */
@@ -98,7 +108,7 @@ function parse(event: RunnerEvent): RunnerEvent {
   const e = (event ?? {}) as Record<string, unknown>;
   if (e.action === 'resume') {
     if (typeof e.runId !== 'string' || e.runId === '') throw invalid('runner: resume needs {runId}');
-    return { action: 'resume', runId: e.runId };
+    return { action: 'resume', runId: e.runId, ...tokenOf(e) };
   }
   if (e.action !== 'start') throw invalid(`runner: unknown action '${String(e.action)}' (use start or resume)`);
   const pipeline = e.pipeline as { prefix?: unknown } | undefined;
@@ -116,5 +126,12 @@ function parse(event: RunnerEvent): RunnerEvent {
     params: params as Record<string, string>,
     ...(e.isolation !== undefined ? { isolation: e.isolation as Isolation } : {}),
     ...(e.dryRun ? { dryRun: true } : {}),
+    ...tokenOf(e),
   };
+}
+
+function tokenOf(e: Record<string, unknown>): { token?: string } {
+  if (e.token === undefined) return {};
+  if (typeof e.token !== 'string' || e.token === '') throw invalid('runner: token must be a string');
+  return { token: e.token };
 }
