@@ -10,12 +10,14 @@ import {
   Tracing,
 } from 'aws-cdk-lib/aws-lambda';
 import { SqsDestination } from 'aws-cdk-lib/aws-lambda-destinations';
+import { LambdaDestination } from 'aws-cdk-lib/aws-s3-notifications';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import {
   BlockPublicAccess,
   Bucket,
   BucketEncryption,
   type CfnBucket,
+  EventType,
   ObjectLockRetention,
   ObjectOwnership,
 } from 'aws-cdk-lib/aws-s3';
@@ -33,10 +35,10 @@ export const RUNTIME = Runtime.NODEJS_22_X;
 /** The index the DynamoDB catalog store queries by event time (`DYNAMO_TIME_INDEX`). */
 const TIME_INDEX = 'byTime';
 
-/** The code of `api` and `runner`: one asset, two entry files. */
+/** The code of `api`, `runner` and `ingest`: one asset, three entry files. */
 export const DATA_PLANE_ASSET: LambdaAssetSpec = {
   name: 'data-plane',
-  entries: { api: 'functions/api.ts', runner: 'functions/runner.ts' },
+  entries: { api: 'functions/api.ts', runner: 'functions/runner.ts', ingest: 'functions/ingest.ts' },
   // DuckDB (native), esbuild (native; the runner bundles code steps), apache-arrow (read
   // from disk when a step is bundled), parquet-wasm (loads its .wasm next to itself).
   packages: ['@duckdb/node-api', 'esbuild', 'apache-arrow', 'parquet-wasm'],
@@ -60,7 +62,11 @@ export interface AirlockConcurrency {
   api: number;
   runner: number;
   stepExecutor: number;
+  ingest: number;
 }
+
+/** The object key prefix whose uploads are ingested (`landing/<namespace>/<table>/<file>`). */
+export const LANDING_PREFIX = 'landing/';
 
 /** Options of {@link AirlockStack}; `infra/app.ts` fills them from `cdk.json` context (`airlock:*`). */
 export interface AirlockStackProps extends StackProps {
@@ -72,15 +78,21 @@ export interface AirlockStackProps extends StackProps {
   owner?: string;
   /** Branch names or `prefix*` patterns that change only by merge (default `['main']`). */
   protectedBranches?: string[];
-  /** Reserved concurrency caps (defaults: api 20, runner 4, step executor 20). */
+  /** Reserved concurrency caps (defaults: api 20, runner 4, step executor 20, ingest 4). */
   concurrency?: Partial<AirlockConcurrency>;
   /** Days a written audit anchor cannot be deleted or overwritten by anyone (default 365). */
   auditRetentionDays?: number;
   /** Retention of every function's log group (default one year). */
   logRetention?: RetentionDays;
+  /**
+   * S3-upload ingestion: the branch uploads merge into (default `main`) and whether an
+   * ingestion into a protected branch waits for approval (`protected`) or merges (`none`,
+   * default). See `shared/ingest`.
+   */
+  ingest?: { target?: string; gate?: 'none' | 'protected' };
 }
 
-export const DEFAULT_CONCURRENCY: AirlockConcurrency = { api: 20, runner: 4, stepExecutor: 20 };
+export const DEFAULT_CONCURRENCY: AirlockConcurrency = { api: 20, runner: 4, stepExecutor: 20, ingest: 4 };
 
 /**
  * Airlock in one AWS account: the DynamoDB catalog table, the lake bucket, the audit-anchor
@@ -100,10 +112,15 @@ export class AirlockStack extends Stack {
   readonly api: LambdaFunction;
   readonly runner: LambdaFunction;
   readonly stepExecutor: LambdaFunction;
+  readonly ingest: LambdaFunction;
 
   constructor(scope: Construct, id: string, props: AirlockStackProps = {}) {
     super(scope, id, props);
     const concurrency = { ...DEFAULT_CONCURRENCY, ...props.concurrency };
+    const ingestGate = props.ingest?.gate ?? 'none';
+    if (ingestGate !== 'none' && ingestGate !== 'protected') {
+      throw new Error(`airlock:ingestGate must be none or protected, got ${String(ingestGate)}`);
+    }
     for (const [name, n] of Object.entries(concurrency)) {
       if (!Number.isInteger(n) || n < 1)
         throw new Error(`airlock:concurrency.${name} must be a whole number ≥ 1, got ${n}`);
@@ -222,6 +239,22 @@ export class AirlockStack extends Stack {
     });
     this.grantCatalog(this.api.role as IRole);
     this.grantLakeRead(this.api.role as IRole);
+    // The write routes put lake objects (imported data files, run outputs, large idempotent
+    // answers); a refused import deletes the data file it put, which only lives under data/.
+    this.api.addToRolePolicy(
+      new PolicyStatement({
+        sid: 'WriteLakeObjects',
+        actions: ['s3:PutObject'],
+        resources: [this.lakeBucket.arnForObjects('*')],
+      }),
+    );
+    this.api.addToRolePolicy(
+      new PolicyStatement({
+        sid: 'DeleteRefusedImports',
+        actions: ['s3:DeleteObject'],
+        resources: [this.lakeBucket.arnForObjects('data/*')],
+      }),
+    );
     const url = this.api.addFunctionUrl({ authType: FunctionUrlAuthType.NONE });
     Validations.of(this.api).acknowledge({
       id: 'Serverless-LambdaDLQ',
@@ -287,12 +320,112 @@ export class AirlockStack extends Stack {
           'Lake objects (Parquet data files, spilled manifests) have content-addressed keys not known at deploy time; the grant is limited to this one bucket and to the actions listed.',
       });
     }
+    Validations.of(this.api.role as IRole).acknowledge({
+      id: `AwsSolutions-IAM5[${lakeObjects}/data/*]`,
+      reason:
+        'An import refused after its data file was put deletes that file; data files get a fresh random key under data/.',
+    });
     Validations.of(this.runner.role as IRole).acknowledge({
       id: `AwsSolutions-IAM5[${lakeObjects}/steps/*]`,
       reason: 'Step transfer objects get a fresh random key under steps/ per step; the runner deletes only those.',
     });
 
-    for (const f of [this.api, this.runner, this.stepExecutor]) {
+    // ------------------------------------------------------------------ ingestion
+    // S3 invokes the function asynchronously per upload under landing/; Lambda retries a
+    // failed invocation twice, then the event lands in the IngestFailures queue. Processing is
+    // idempotent per (bucket, key, version id, sequencer), so retries and S3's own
+    // duplicate deliveries import once (shared/ingest).
+    const ingestFailures = new Queue(this, 'IngestFailures', {
+      encryption: QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+      retentionPeriod: Duration.days(14),
+    });
+    for (const id of ['AwsSolutions-SQS3', 'Serverless-SQSRedrivePolicy']) {
+      Validations.of(ingestFailures).acknowledge({
+        id,
+        reason:
+          'This queue is itself the dead-letter queue of the ingest function; people inspect and redrive it, nothing consumes it.',
+      });
+    }
+    this.ingest = this.fn('Ingest', {
+      code: dataPlane,
+      handler: 'ingest.handler',
+      memoryMiB: 2048,
+      // Below the 15-minute lease after which another worker takes over an unfinished event.
+      timeout: Duration.minutes(10),
+      ephemeralMiB: 4096,
+      concurrency: concurrency.ingest,
+      logRetention,
+      environment: {
+        ...lakeEnvironment,
+        AIRLOCK_INGEST_TARGET: props.ingest?.target ?? 'main',
+        AIRLOCK_INGEST_GATE: ingestGate,
+        AIRLOCK_INGEST_PERSON: 'ingest',
+      },
+    });
+    this.ingest.configureAsyncInvoke({
+      retryAttempts: 2,
+      maxEventAge: Duration.hours(6),
+      onFailure: new SqsDestination(ingestFailures),
+    });
+    Validations.of(this.ingest).acknowledge({
+      id: 'Serverless-LambdaDLQ',
+      reason:
+        'Failed S3 events go to the IngestFailures on-failure destination (the dead-letter queue), which also keeps the error and the event.',
+    });
+    this.grantCatalog(this.ingest.role as IRole);
+    this.grantLakeRead(this.ingest.role as IRole);
+    this.ingest.addToRolePolicy(
+      new PolicyStatement({
+        sid: 'ReadLandingVersions',
+        actions: ['s3:GetObjectVersion'],
+        resources: [this.lakeBucket.arnForObjects(`${LANDING_PREFIX}*`)],
+      }),
+    );
+    // Imported Parquet files, spilled catalog documents, audit anchors — nothing else.
+    this.ingest.addToRolePolicy(
+      new PolicyStatement({
+        sid: 'WriteLakeData',
+        actions: ['s3:PutObject'],
+        resources: ['data/*', 'meta/*', 'audit/anchors/*'].map((k) => this.lakeBucket.arnForObjects(k)),
+      }),
+    );
+    // An import whose commit fails removes the data file it had just written.
+    this.ingest.addToRolePolicy(
+      new PolicyStatement({
+        sid: 'DeleteUncommittedData',
+        actions: ['s3:DeleteObject'],
+        resources: [this.lakeBucket.arnForObjects('data/*')],
+      }),
+    );
+    this.lakeBucket.addEventNotification(EventType.OBJECT_CREATED, new LambdaDestination(this.ingest), {
+      prefix: LANDING_PREFIX,
+    });
+    // addEventNotification adds CDK's singleton custom resource that writes the bucket's
+    // notification configuration (the direct way would make bucket and function depend on
+    // each other). It runs at deploy time only.
+    const notificationsHandler = this.node.children.find((c) => c.node.id.startsWith('BucketNotificationsHandler'));
+    if (!notificationsHandler) throw new Error('expected the S3 notifications handler of addEventNotification');
+    for (const c of [notificationsHandler, ...notificationsHandler.node.findAll()]) {
+      Validations.of(c).acknowledge({
+        id: 'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]',
+        reason:
+          "CDK's own deploy-time handler that sets the lake bucket's notification configuration; it runs only during deployments and its role is made by aws-s3 (only logs via this managed policy, plus s3:PutBucketNotification).",
+      });
+    }
+    for (const prefix of [`${LANDING_PREFIX}*`, 'data/*', 'meta/*', 'audit/anchors/*']) {
+      Validations.of(this.ingest.role as IRole).acknowledge({
+        id: `AwsSolutions-IAM5[${lakeObjects}/${prefix}]`,
+        reason: `Keys under ${prefix.slice(0, -1)} are chosen at run time (uploaded files, random or content-addressed data keys); the grant is limited to this prefix of this bucket and the actions listed.`,
+      });
+    }
+    Validations.of(this.ingest.role as IRole).acknowledge({
+      id: `AwsSolutions-IAM5[${lakeObjects}/*]`,
+      reason:
+        'Reading lake objects (existing data files checked against unique keys, spilled manifests) needs the keys chosen at run time; read-only, this bucket only.',
+    });
+
+    for (const f of [this.api, this.runner, this.stepExecutor, this.ingest]) {
       for (const id of ['AwsSolutions-L1', 'Serverless-LambdaLatestVersion']) {
         Validations.of(f).acknowledge({
           id,
@@ -306,6 +439,10 @@ export class AirlockStack extends Stack {
     new CfnOutput(this, 'BucketName', { value: this.lakeBucket.bucketName, description: 'AIRLOCK_BUCKET' });
     new CfnOutput(this, 'AuditBucketName', { value: this.auditBucket.bucketName });
     new CfnOutput(this, 'RunnerFunction', { value: this.runner.functionName });
+    new CfnOutput(this, 'IngestFunction', {
+      value: this.ingest.functionName,
+      description: `Ingests uploads to s3://<BucketName>/${LANDING_PREFIX}<namespace>/<table>/<file>`,
+    });
   }
 
   /** A function with its own role, log group, caps and tracing. */

@@ -62,7 +62,7 @@ export function airlockPropsFromContext(node: Node): AirlockStackProps {
     if (!value || typeof value !== 'object' || Array.isArray(value)) {
       throw new Error('airlock:concurrency must be an object like {"api":20,"runner":4,"stepExecutor":20}');
     }
-    const known = ['api', 'runner', 'stepExecutor'];
+    const known = ['api', 'runner', 'stepExecutor', 'ingest'];
     const unknown = Object.keys(value).filter((k) => !known.includes(k));
     if (unknown.length > 0) throw new Error(`airlock:concurrency: unknown function ${unknown.join(', ')}`);
     props.concurrency = value as Partial<AirlockConcurrency>;

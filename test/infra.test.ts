@@ -21,7 +21,7 @@ import { DYNAMO_TIME_INDEX } from '../shared/store/DynamoCatalogStore.js';
 type Resource = { Type: string; Properties: Record<string, unknown>; DeletionPolicy?: string };
 type Statement = { Effect: string; Action: string | string[]; Resource: unknown };
 
-const CAPS = { api: 7, runner: 3, stepExecutor: 11 };
+const CAPS = { api: 7, runner: 3, stepExecutor: 11, ingest: 5 };
 const REPO = join(import.meta.dirname, '..');
 
 let stack: AirlockStack;
@@ -163,6 +163,7 @@ describe('AirlockStack (synthesized template)', () => {
       ['api.handler', CAPS.api],
       ['runner.handler', CAPS.runner],
       ['stepExecutor.handler', CAPS.stepExecutor],
+      ['ingest.handler', CAPS.ingest],
     ] as const) {
       expect(fn(handler).props).toMatchObject({
         Runtime: 'nodejs22.x',
@@ -175,7 +176,7 @@ describe('AirlockStack (synthesized template)', () => {
   });
 
   it('sends every function log to its own log group with a retention', () => {
-    for (const handler of ['api.handler', 'runner.handler', 'stepExecutor.handler']) {
+    for (const handler of ['api.handler', 'runner.handler', 'stepExecutor.handler', 'ingest.handler']) {
       const logGroup = (fn(handler).props.LoggingConfig as { LogGroup: { Ref: string } }).LogGroup.Ref;
       const group = resources[logGroup] as Resource;
       expect(group.Type).toBe('AWS::Logs::LogGroup');
@@ -210,9 +211,16 @@ describe('AirlockStack (synthesized template)', () => {
     expect(JSON.stringify(statements)).not.toMatch(/dynamodb|s3:|Table|Bucket/);
   });
 
-  it('grants the api reads of lake objects and catalog item operations, and nothing to invoke or delete', () => {
+  it('grants the api catalog item operations, lake object reads and writes, deletes under data/ only, and nothing to invoke', () => {
     const statements = statementsOf(roleOf(fn('api.handler').props));
     const actions = actionsOf(statements);
+    const withAction = (a: string) => statements.filter((s) => actionsOf([s]).includes(a));
+    expect(withAction('s3:PutObject').map((s) => s.Resource)).toEqual([
+      { 'Fn::Join': ['', [{ 'Fn::GetAtt': [id(stack.lakeBucket), 'Arn'] }, '/*']] },
+    ]);
+    expect(withAction('s3:DeleteObject').map((s) => s.Resource)).toEqual([
+      { 'Fn::Join': ['', [{ 'Fn::GetAtt': [id(stack.lakeBucket), 'Arn'] }, '/data/*']] },
+    ]);
     expect(actions).toEqual(
       expect.arrayContaining([
         'dynamodb:GetItem',
@@ -222,9 +230,9 @@ describe('AirlockStack (synthesized template)', () => {
         's3:ListBucket',
       ]),
     );
-    expect(actions.filter((a) => /^s3:(Put|Delete)|^lambda:|^dynamodb:(CreateTable|DeleteTable|Scan)/.test(a))).toEqual(
-      [],
-    );
+    expect(
+      actions.filter((a) => /^lambda:|^dynamodb:(CreateTable|DeleteTable|Scan)|^s3:(Put|Delete)(?!Object$)/.test(a)),
+    ).toEqual([]);
     const catalog = statements.find((s) => actionsOf([s]).includes('dynamodb:GetItem'));
     expect(catalog?.Resource).toEqual([
       { 'Fn::GetAtt': [id(stack.table), 'Arn'] },
@@ -250,6 +258,66 @@ describe('AirlockStack (synthesized template)', () => {
       MaximumRetryAttempts: 0,
       DestinationConfig: { OnFailure: { Destination: Match.anyValue() } },
     });
+  });
+
+  it('invokes the ingest function for objects created under landing/ only', () => {
+    const ingest = fn('ingest.handler');
+    template.hasResourceProperties('Custom::S3BucketNotifications', {
+      BucketName: { Ref: id(stack.lakeBucket) },
+      NotificationConfiguration: {
+        LambdaFunctionConfigurations: [
+          {
+            Events: ['s3:ObjectCreated:*'],
+            Filter: { Key: { FilterRules: [{ Name: 'prefix', Value: 'landing/' }] } },
+            LambdaFunctionArn: { 'Fn::GetAtt': [ingest.id, 'Arn'] },
+          },
+        ],
+      },
+    });
+    template.hasResourceProperties('AWS::Lambda::Permission', {
+      Action: 'lambda:InvokeFunction',
+      FunctionName: { 'Fn::GetAtt': [ingest.id, 'Arn'] },
+      Principal: 's3.amazonaws.com',
+      SourceArn: { 'Fn::GetAtt': [id(stack.lakeBucket), 'Arn'] },
+    });
+    expect(ingest.props.Environment).toMatchObject({
+      Variables: {
+        AIRLOCK_BACKEND: 'aws',
+        AIRLOCK_BUCKET: { Ref: id(stack.lakeBucket) },
+        AIRLOCK_INGEST_TARGET: 'main',
+        AIRLOCK_INGEST_GATE: 'none',
+        AIRLOCK_INGEST_PERSON: 'ingest',
+      },
+    });
+  });
+
+  it('retries a failed ingestion twice, then keeps the event in a dead-letter queue', () => {
+    const [queueId] = Object.keys(template.findResources('AWS::SQS::Queue')).filter((k) =>
+      k.startsWith('IngestFailures'),
+    );
+    template.hasResourceProperties('AWS::Lambda::EventInvokeConfig', {
+      FunctionName: { Ref: fn('ingest.handler').id },
+      MaximumRetryAttempts: 2,
+      DestinationConfig: { OnFailure: { Destination: { 'Fn::GetAtt': [queueId, 'Arn'] } } },
+    });
+  });
+
+  it('lets ingest read the lake and write only data files, spilled documents and audit anchors', () => {
+    const statements = statementsOf(roleOf(fn('ingest.handler').props));
+    const lakeArn = { 'Fn::GetAtt': [id(stack.lakeBucket), 'Arn'] };
+    const under = (prefix: string) => ({ 'Fn::Join': ['', [lakeArn, `/${prefix}`]] });
+    const withAction = (a: string) => statements.filter((s) => actionsOf([s]).includes(a));
+    expect(withAction('s3:PutObject').map((s) => s.Resource)).toEqual([
+      [under('data/*'), under('meta/*'), under('audit/anchors/*')],
+    ]);
+    expect(withAction('s3:DeleteObject').map((s) => s.Resource)).toEqual([under('data/*')]);
+    expect(withAction('s3:GetObjectVersion').map((s) => s.Resource)).toEqual([under('landing/*')]);
+    expect(withAction('dynamodb:PutItem')).toHaveLength(1);
+    expect(
+      actionsOf(statements).filter((a) =>
+        /^lambda:|^s3:(PutBucket|DeleteBucket)|^dynamodb:(CreateTable|DeleteTable|Scan)/.test(a),
+      ),
+    ).toEqual([]);
   });
 
   it('outputs the function URL, table and bucket', () => {
@@ -357,7 +425,14 @@ describe('the CDK app entry (what `cdk synth` runs)', () => {
       const functions = Object.values(synthesized.Resources as Record<string, Resource>).filter(
         (r) => r.Type === 'AWS::Lambda::Function',
       );
-      expect(functions).toHaveLength(3);
+      // Airlock's four, plus CDK's deploy-time handler that sets the bucket notification.
+      expect(functions.map((f) => f.Properties.Handler).sort()).toEqual([
+        'api.handler',
+        'index.handler',
+        'ingest.handler',
+        'runner.handler',
+        'stepExecutor.handler',
+      ]);
       const api = functions.find((f) => f.Properties.Handler === 'api.handler');
       expect(api?.Properties.Environment).toMatchObject({
         Variables: {
