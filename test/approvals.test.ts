@@ -375,6 +375,39 @@ describe('airlock approvals (CLI, acting as the lake owner)', () => {
     expect(badStatus.code).toBe(2);
   }, 120_000);
 
+  it("gates an agent token's merge into main (exit 5) until a person approves it", async () => {
+    const dir = join(tempDir(), 'lake');
+    const { lake } = await Lake.init({ backend: 'local', dir });
+    const agent = { person: 'bea', agent: 'bot' };
+    await lake.catalog.createBranch(SOURCE, 'main', agent);
+    await lake.catalog.commit(SOURCE, [overwrite('raw.events', null, 5)], { actor: agent, message: 'add' });
+    const mainHead = (await lake.catalog.head('main')).commit;
+    await lake.close();
+    const cli = (...args: string[]) => airlock([...args, '--json', '--lake', dir]);
+    // The gate is for an agent of a person who may merge into main (others are simply denied).
+    expect((await cli('user', 'add', 'bea', '--role', 'approver')).code).toBe(0);
+    const token = (await cli('token', 'create', '--user', 'bea', '--agent', 'bot')).json.token as string;
+
+    const waiting = await cli('merge', SOURCE, '--into', 'main', '--token', token);
+    expect(waiting.code).toBe(5);
+    expect(waiting.json).toMatchObject({
+      status: 'awaiting_approval',
+      approvalId: expect.stringMatching(/^[0-9a-f]{12}$/),
+    });
+    const id = waiting.json.approvalId as string;
+    const again = await cli('merge', SOURCE, '--into', 'main', '--token', token);
+    expect(again.json.approvalId).toBe(id);
+
+    const byAgent = await cli('approvals', 'approve', id, '--token', token);
+    expect(byAgent.code).toBe(4);
+    const byOwner = await cli('approvals', 'approve', id);
+    expect(byOwner.code).toBe(0);
+    expect(byOwner.json).toMatchObject({ status: 'executed', requester: agent, result: { status: 'merged' } });
+    const log = await cli('log', 'main', '--limit', '1');
+    expect(log.json[0]).toMatchObject({ id: byOwner.json.result.commit, author: 'bea', agent: 'bot' });
+    expect(log.json[0].parents[0]).toBe(mainHead);
+  }, 180_000);
+
   it("exits 4 when the owner approves their own agent's request", async () => {
     const dir = join(tempDir(), 'lake');
     const { lake } = await Lake.init({ backend: 'local', dir });

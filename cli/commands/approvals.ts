@@ -9,10 +9,17 @@ const approvalsModule = () => import('../../shared/approvals/index.js');
 
 const STATUSES: readonly ApprovalStatus[] = ['pending', 'approved', 'executed', 'rejected', 'void', 'failed'];
 
-/** The lake's approvals as the CLI uses them (audited, merges executed, webhook told). */
+/**
+ * The lake's approvals as the CLI uses them: decisions audited by the service (approve and
+ * reject do not pass through the guard, so nothing is audited twice), merges executed,
+ * the webhook told; who may approve beyond the fixed rules is the guard's rule.
+ */
 async function open(ctx: Context) {
   const { openApprovals } = await approvalsModule();
-  return openApprovals(await ctx.lake());
+  return openApprovals(await ctx.lake(), {
+    mayApprove: async (approver, approval) =>
+      (await ctx.guard()).mayApprove(approver, approval.target, approval.action),
+  });
 }
 
 const who = (a: Approval['requester']) => (a.agent ? `${a.person}/${a.agent}` : a.person);
