@@ -13,6 +13,7 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { handler as ApiHandler } from '../functions/api.js';
+import { GuardedLake } from '../shared/auth/index.js';
 import { Lake } from '../shared/lake/Lake.js';
 import { lakeLocation } from '../shared/lake/openLake.js';
 import { tempDir } from './support/cli.js';
@@ -91,10 +92,14 @@ describe('MCP through the api Lambda (function-URL events, DynamoDB Local + s3rv
     const csv = join(tempDir('airlock-mcp-lambda-'), 'events.csv');
     writeFileSync(csv, `id,amount\n${Array.from({ length: 20 }, (_, i) => `${i + 1},${i + 1}.5`).join('\n')}\n`);
     await lake.importTable(owner, { table: 'raw.events', file: csv, branch: 'dev' });
+    const token = (await new GuardedLake(lake).createToken(owner, {})).token;
     ({ handler } = await import('../functions/api.js'));
     client = new Client({ name: 'airlock-test', version: '1.0.0' });
     await client.connect(
-      new StreamableHTTPClientTransport(new URL(`https://${HOST}/mcp`), { fetch: lambdaFetch(handler) }),
+      new StreamableHTTPClientTransport(new URL(`https://${HOST}/mcp`), {
+        fetch: lambdaFetch(handler),
+        requestInit: { headers: { authorization: `Bearer ${token}` } },
+      }),
     );
   }, 300_000);
 
@@ -146,6 +151,15 @@ describe('MCP through the api Lambda (function-URL events, DynamoDB Local + s3rv
     })) as CallToolResult;
     expect(result.isError).toBe(true);
     expect(result.structuredContent).toMatchObject({ error: { code: 'NOT_FOUND' } });
+  });
+
+  it('refuses a request without a bearer token with 401 through Lambda', async () => {
+    const res = await lambdaFetch(handler)(`https://${HOST}/mcp`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/list' }),
+    });
+    expect(res.status).toBe(401);
   });
 
   it('answers GET with 405 through Lambda', async () => {

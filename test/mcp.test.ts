@@ -11,8 +11,9 @@ import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js'
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Actor } from '../shared/catalog/index.js';
-import { denied } from '../shared/errors/index.js';
+import { openApprovals } from '../shared/approvals/index.js';
+import { GuardedLake } from '../shared/auth/index.js';
+import { bearerActor, guardedHttpLake, withRequestScope } from '../shared/auth/http.js';
 import { type RunningServer, createHttpApp, listen } from '../shared/http/index.js';
 import { Lake } from '../shared/lake/Lake.js';
 import { MAX_INLINE_IMPORT_BYTES } from '../shared/mcp/index.js';
@@ -44,6 +45,25 @@ async function lakeWithEvents(dir: string): Promise<Lake> {
   writeFileSync(csv, `id,amount\n${Array.from({ length: 20 }, (_, i) => `${i + 1},${i + 1}.5`).join('\n')}\n`);
   await lake.importTable(owner, { table: 'raw.events', file: csv, branch: 'dev' });
   return lake;
+}
+
+/** The lake's guard with approvals as its gate, as `airlock serve` and `airlock mcp` build it. */
+function guardOf(lake: Lake): GuardedLake {
+  const guard: GuardedLake = new GuardedLake(lake, {
+    approvals: openApprovals(lake, {
+      audit: false,
+      mayApprove: (approver, approval) => guard.mayApprove(approver, approval.target, approval.action),
+    }).approvals,
+  });
+  return guard;
+}
+
+/** Adds alice (approver: she may merge into main, her agent only by approval) and returns a token for her and one for her agent bot. */
+async function aliceTokens(guard: GuardedLake): Promise<{ person: string; agent: string }> {
+  await guard.addUser(guard.owner, { name: 'alice', role: 'approver' });
+  const person = (await guard.createToken(guard.owner, { person: 'alice' })).token;
+  const agent = (await guard.createToken(guard.owner, { person: 'alice', agent: 'bot' })).token;
+  return { person, agent };
 }
 
 /** Calls a tool; returns the parsed JSON of its text content and whether it is an error. */
@@ -217,10 +237,13 @@ describe('airlock mcp over stdio (built binary, SQLite lake)', { timeout: 240_00
   let transport: StdioClientTransport;
   const transportErrors: Error[] = [];
   let stderr = '';
+  let tokens: { person: string; agent: string };
 
   beforeAll(async () => {
     dir = join(tempDir('airlock-mcp-stdio-'), 'lake');
-    await (await lakeWithEvents(dir)).close();
+    const lake = await lakeWithEvents(dir);
+    tokens = await aliceTokens(guardOf(lake));
+    await lake.close();
     transport = new StdioClientTransport({
       command: process.execPath,
       args: [BIN, 'mcp', '--lake', dir],
@@ -286,14 +309,45 @@ describe('airlock mcp over stdio (built binary, SQLite lake)', { timeout: 240_00
 
   it('wrote nothing but protocol on stdout', () => {
     expect(transportErrors).toEqual([]);
-    expect(stderr).toContain('airlock mcp: serving');
+    expect(stderr).toMatch(/^airlock mcp: serving over stdio as \S+\n/);
   });
 
-  it('refuses to start with a token it cannot check (exit 4, message on stderr, nothing on stdout)', async () => {
+  it('acts for the agent of AIRLOCK_TOKEN: its merge into main becomes an approval request', async () => {
+    const agent = new Client({ name: 'airlock-test-agent', version: '1.0.0' });
+    await agent.connect(
+      new StdioClientTransport({
+        command: process.execPath,
+        args: [BIN, 'mcp', '--lake', dir],
+        env: { ...(process.env as Record<string, string>), AIRLOCK_TOKEN: tokens.agent },
+        stderr: 'ignore',
+      }),
+    );
+    try {
+      await ok(agent, 'create_branch', { name: 'agent/bot/fix', from: 'main' });
+      expect((await fails(agent, 'create_branch', { name: 'team/fix' })).code).toBe('DENIED');
+      await ok(agent, 'import_table', { table: 'ref.fix', branch: 'agent/bot/fix', content: 'a\n1\n', format: 'csv' });
+      const { commits } = await ok(agent, 'log', { ref: 'agent/bot/fix', limit: 1 });
+      expect(commits[0]).toMatchObject({ author: 'alice', agent: 'bot' });
+      const preview = await ok(agent, 'propose_merge', { source: 'agent/bot/fix', into: 'main', dryRun: true });
+      expect(preview).toMatchObject({ dryRun: true, status: 'fast-forward' });
+      const mainBefore = (await lakeState(dir)) as { heads: string[][] };
+      const pending = await fails(agent, 'propose_merge', { source: 'agent/bot/fix', into: 'main' });
+      expect(pending.code).toBe('APPROVAL_REQUIRED');
+      expect(pending.details?.approvalId).toEqual(expect.any(String));
+      expect(pending.message).toContain(pending.details?.approvalId as string);
+      expect(((await lakeState(dir)) as { heads: string[][] }).heads.find((h) => h[0] === 'main')).toEqual(
+        mainBefore.heads.find((h) => h[0] === 'main'),
+      );
+    } finally {
+      await agent.close();
+    }
+  });
+
+  it('refuses to start with a bad token (exit 4, message on stderr, nothing on stdout)', async () => {
     const r = await airlock(['mcp', '--lake', dir], { env: { AIRLOCK_TOKEN: 'secret' } });
     expect(r.code).toBe(4);
     expect(r.stdout).toBe('');
-    expect(r.stderr).toMatch(/cannot check bearer tokens/);
+    expect(r.stderr).toMatch(/^error: .*token/m);
   });
 
   it('exits 1 with a message on stderr when the lake does not exist', async () => {
@@ -309,7 +363,18 @@ describe('MCP over streamable HTTP at /mcp (the serve app, SQLite lake)', { time
   let lake: Lake;
   let server: RunningServer;
   let client: Client;
-  const actor: Actor = { person: 'alice', agent: 'bot' };
+  let tokens: { person: string; agent: string };
+
+  /** An SDK client on /mcp with a bearer token. */
+  async function connect(token: string): Promise<Client> {
+    const c = new Client({ name: 'airlock-test', version: '1.0.0' });
+    await c.connect(
+      new StreamableHTTPClientTransport(new URL(`${server.url}/mcp`), {
+        requestInit: { headers: { authorization: `Bearer ${token}` } },
+      }),
+    );
+    return c;
+  }
 
   beforeAll(async () => {
     dir = join(tempDir('airlock-mcp-http-'), 'lake');
@@ -318,16 +383,12 @@ describe('MCP over streamable HTTP at /mcp (the serve app, SQLite lake)', { time
     for (const file of readdirSync(ML)) {
       await lake.stores.objects.put(`pipelines/ml/${file}`, new Uint8Array(readFileSync(join(ML, file))));
     }
-    const app = createHttpApp({
-      lake,
-      actorFor: (request) => {
-        if (request.headers.get('authorization') === 'Bearer wrong') throw denied('unknown token');
-        return actor;
-      },
-    });
-    server = await listen(app, { port: 0, host: '127.0.0.1' });
-    client = new Client({ name: 'airlock-test', version: '1.0.0' });
-    await client.connect(new StreamableHTTPClientTransport(new URL(`${server.url}/mcp`)));
+    const guard = guardOf(lake);
+    tokens = await aliceTokens(guard);
+    // As `airlock serve` builds it: bearer tokens, every operation through the guard.
+    const app = createHttpApp({ lake: guardedHttpLake(guard), actorFor: bearerActor(guard) });
+    server = await listen(withRequestScope(app), { port: 0, host: '127.0.0.1' });
+    client = await connect(tokens.person);
   }, 120_000);
 
   afterAll(async () => {
@@ -341,11 +402,24 @@ describe('MCP over streamable HTTP at /mcp (the serve app, SQLite lake)', { time
     () => dir,
   );
 
-  it('acts as the actor of the request: commits carry its person and agent', async () => {
-    await ok(client, 'create_branch', { name: 'agent/bot/who', from: 'dev' });
-    await ok(client, 'import_table', { table: 'ref.who', branch: 'agent/bot/who', content: 'a\n1\n', format: 'csv' });
-    const { commits } = await ok(client, 'log', { ref: 'agent/bot/who', limit: 1 });
-    expect(commits[0]).toMatchObject({ author: 'alice', agent: 'bot' });
+  it("acts as the token's agent: commits carry its person and agent, its merge into main waits for approval", async () => {
+    const agent = await connect(tokens.agent);
+    try {
+      await ok(agent, 'create_branch', { name: 'agent/bot/who', from: 'main' });
+      await ok(agent, 'import_table', { table: 'ref.who', branch: 'agent/bot/who', content: 'a\n1\n', format: 'csv' });
+      const { commits } = await ok(agent, 'log', { ref: 'agent/bot/who', limit: 1 });
+      expect(commits[0]).toMatchObject({ author: 'alice', agent: 'bot' });
+      expect(
+        (await fails(agent, 'import_table', { table: 'ref.who', branch: 'dev', content: 'a\n2\n', format: 'csv' }))
+          .code,
+      ).toBe('DENIED');
+      const pending = await fails(agent, 'propose_merge', { source: 'agent/bot/who', into: 'main' });
+      expect(pending.code).toBe('APPROVAL_REQUIRED');
+      expect(pending.details?.approvalId).toEqual(expect.any(String));
+      expect(await lake.catalog.listTables('main')).toEqual([]);
+    } finally {
+      await agent.close();
+    }
   });
 
   it('refuses paths on the server disk over HTTP, changing nothing', async () => {
@@ -384,17 +458,19 @@ describe('MCP over streamable HTTP at /mcp (the serve app, SQLite lake)', { time
     }
   });
 
-  it('refuses a request the authentication seam refuses, with the HTTP error body', async () => {
-    const res = await fetch(`${server.url}/mcp`, {
-      method: 'POST',
-      headers: {
-        authorization: 'Bearer wrong',
-        'content-type': 'application/json',
-        accept: 'application/json, text/event-stream',
-      },
-      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/list' }),
-    });
-    expect(res.status).toBe(403);
-    expect(await res.json()).toEqual({ error: { code: 'DENIED', message: 'unknown token' } });
+  it('refuses a request without a valid bearer token with 401 and the HTTP error body', async () => {
+    for (const authorization of [undefined, 'Bearer wrong']) {
+      const res = await fetch(`${server.url}/mcp`, {
+        method: 'POST',
+        headers: {
+          ...(authorization ? { authorization } : {}),
+          'content-type': 'application/json',
+          accept: 'application/json, text/event-stream',
+        },
+        body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/list' }),
+      });
+      expect(res.status, String(authorization)).toBe(401);
+      expect(((await res.json()) as { error: { code: string } }).error.code).toBe('DENIED');
+    }
   });
 });

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { denied, isAirlockError } from '../../shared/errors/index.js';
+import { isAirlockError } from '../../shared/errors/index.js';
 import { Lake } from '../../shared/lake/Lake.js';
 import { lakeLocation } from '../../shared/lake/openLake.js';
 import { exitCodeOf } from '../exitCodes.js';
@@ -26,18 +26,24 @@ export function registerMcpCommand(program: Command): void {
       let lake: Lake | undefined;
       try {
         lake = await Lake.open(lakeLocation(options.lake ? { lake: options.lake } : {}));
-        const token = options.token ?? process.env.AIRLOCK_TOKEN;
-        // Acting as the owner with a token given would hand an agent its person's full
-        // rights silently; until tokens are checked here, refuse instead.
-        if (token)
-          throw denied('airlock mcp cannot check bearer tokens yet; unset AIRLOCK_TOKEN to act as the lake owner');
-        const { serveMcpStdio } = await import('../../shared/mcp/index.js');
-        process.stderr.write(`airlock mcp: serving ${lake.owner}'s lake over stdio\n`);
-        await serveMcpStdio({
-          lake,
-          actor: { person: lake.owner },
-          serverPaths: lake.stores.location.backend === 'local',
+        const opened = lake;
+        const [{ GuardedLake }, { openApprovals }, { serveMcpStdio }] = await Promise.all([
+          import('../../shared/auth/index.js'),
+          import('../../shared/approvals/index.js'),
+          import('../../shared/mcp/index.js'),
+        ]);
+        // As the CLI: every operation through the guard, approvals as its gate.
+        const guard: InstanceType<typeof GuardedLake> = new GuardedLake(opened, {
+          approvals: openApprovals(opened, {
+            audit: false,
+            mayApprove: (approver, approval) => guard.mayApprove(approver, approval.target, approval.action),
+          }).approvals,
         });
+        const token = options.token ?? process.env.AIRLOCK_TOKEN;
+        const actor = token ? await guard.authenticate(token) : guard.owner;
+        const who = actor.agent ? `${actor.person} (agent ${actor.agent})` : actor.person;
+        process.stderr.write(`airlock mcp: serving over stdio as ${who}\n`);
+        await serveMcpStdio({ guard, actor, serverPaths: opened.stores.location.backend === 'local' });
       } catch (error) {
         const message = isAirlockError(error)
           ? error.message

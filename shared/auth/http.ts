@@ -110,6 +110,8 @@ export function guardedHttpLake(guard: GuardedLake): Lake {
   return new Proxy(lake, {
     get(target, prop, receiver) {
       switch (prop) {
+        case 'guard': // the MCP endpoint calls the guard itself (shared/mcp/handleMcpRequest.ts)
+          return guard;
         case 'catalog':
           return catalog;
         case 'query':

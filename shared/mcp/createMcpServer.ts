@@ -46,7 +46,7 @@ const WRITE: ToolAnnotations = { readOnlyHint: false, destructiveHint: false, op
  * Airlock error code, so a model can tell "fix the input" from "ask a person".
  *
  * @example
- * const server = createMcpServer({ operations: lakeOperations(lake, { serverPaths: true }), actor: () => owner });
+ * const server = createMcpServer({ operations: guardedOperations(guard, { serverPaths: true }), actor: () => guard.owner });
  * await server.connect(new StdioServerTransport());
  */
 export function createMcpServer(options: McpServerOptions): McpServer {

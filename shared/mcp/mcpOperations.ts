@@ -1,21 +1,15 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { isAbsolute, join } from 'node:path';
+import type { GuardedLake } from '../auth/index.js';
 import type { Actor, BranchInfo, MergeResult } from '../catalog/index.js';
 import { AirlockError, denied, invalid } from '../errors/index.js';
-import type { ImportResult, Lake } from '../lake/Lake.js';
+import type { ImportResult } from '../lake/Lake.js';
 import type { RunSummary } from '../pipeline/run/index.js';
 import type { QueryParam } from '../query/index.js';
 
-/** The pipeline engine, loaded on the first run (it brings esbuild, DuckDB and Arrow). */
+/** Fetching pipeline folders from the object store (loaded on the first run by prefix). */
 const pipelines = () => import('../pipeline/run/index.js');
-
-/**
- * What the MCP tools need of a lake. Reads and merges go through the catalog and the
- * query engine; importing and running pipelines also need the lake's stores, so a lake
- * without them (a read-only view) answers those tools with INVALID.
- */
-export type McpLake = Pick<Lake, 'catalog' | 'query'> & Partial<Pick<Lake, 'importTable' | 'stores'>>;
 
 /** Largest inline `content` accepted by `import_table`, in bytes (UTF-8). */
 export const MAX_INLINE_IMPORT_BYTES = 256 * 1024;
@@ -50,10 +44,10 @@ export interface McpRun {
 }
 
 /**
- * The operations behind the MCP tools, each taking the acting {@link Actor} first. This is
- * the ONE place the MCP server touches the lake: when the single enforcement point of
- * `shared/auth` (authorize + audit every call) exists, this adapter calls it instead of
- * the catalog, and every tool gets the same authorization, caps and audit as HTTP.
+ * The operations behind the MCP tools, each taking the acting {@link Actor} first. The
+ * MCP server touches the lake only through these, and {@link guardedOperations} (the only
+ * implementation) calls the single enforcement point of `shared/auth`, so every tool call
+ * is authorized, capped and audited exactly as the same operation over HTTP or the CLI.
  */
 export interface McpOperations {
   listBranches(actor: Actor): Promise<BranchInfo[]>;
@@ -76,8 +70,8 @@ export interface McpOperations {
   log(actor: Actor, options: { ref: string; limit: number }): Promise<Record<string, unknown>[]>;
 }
 
-/** Options of {@link lakeOperations}. */
-export interface LakeOperationsOptions {
+/** Options of {@link guardedOperations}. */
+export interface GuardedOperationsOptions {
   /**
    * Whether tools may name files and folders on the server's disk (`import_table` with
    * `path`, `run_pipeline` with `folder`). True only where the client already runs as the
@@ -88,24 +82,15 @@ export interface LakeOperationsOptions {
 }
 
 /**
- * The MCP operations over a lake, as the CLI calls it (`cli/main.ts`). See
- * {@link McpOperations} for why this is isolated here.
+ * The MCP operations through a {@link GuardedLake}: each is one guarded call (or, for an
+ * inline import, one guarded import of a temporary file holding the content), so the
+ * guard decides (grants, token scopes, protected branches, approvals) and audits it.
  *
  * @example
- * const ops = lakeOperations(lake, { serverPaths: false });
+ * const ops = guardedOperations(new GuardedLake(lake), { serverPaths: false });
  * await ops.listTables({ person: lake.owner }, { ref: 'main' });
  */
-export function lakeOperations(lake: McpLake, options: LakeOperationsOptions): McpOperations {
-  const runner = async () => {
-    const stores = storesOf(lake, 'run pipelines');
-    const { PipelineRunner } = await pipelines();
-    return new PipelineRunner({
-      catalog: lake.catalog,
-      store: stores.store,
-      objects: stores.objects,
-      stagingDir: stores.stagingDir,
-    });
-  };
+export function guardedOperations(guard: GuardedLake, options: GuardedOperationsOptions): McpOperations {
   const serverPath = (what: string, argument: string) => {
     if (!options.serverPaths) {
       throw denied(
@@ -116,10 +101,10 @@ export function lakeOperations(lake: McpLake, options: LakeOperationsOptions): M
   };
 
   return {
-    listBranches: () => lake.catalog.listBranches(),
-    listTables: (_actor, { ref }) => lake.catalog.listTables(ref),
-    async describeTable(_actor, { table, ref }) {
-      const { id, version } = await lake.catalog.getTable(ref, table);
+    listBranches: (actor) => guard.listBranches(actor),
+    listTables: (actor, { ref }) => guard.listTables(actor, { ref }),
+    async describeTable(actor, { table, ref }) {
+      const { id, version } = await guard.showTable(actor, { table, ref });
       return {
         name: table,
         version: id,
@@ -132,7 +117,7 @@ export function lakeOperations(lake: McpLake, options: LakeOperationsOptions): M
       };
     },
     async query(actor, { sql, ref, params, maxRows }) {
-      const result = await lake.query(actor, {
+      const result = await guard.query(actor, {
         sql,
         ref,
         ...(params ? { params } : {}),
@@ -147,11 +132,10 @@ export function lakeOperations(lake: McpLake, options: LakeOperationsOptions): M
       };
     },
     async createBranch(actor, { name, from }) {
-      const event = await lake.catalog.createBranch(name, from, actor);
+      const event = await guard.createBranch(actor, { name, from });
       return { name, head: event.commit, from };
     },
     async importTable(actor, o) {
-      if (!lake.importTable) throw invalid('this server cannot import tables');
       const common = {
         table: o.table,
         branch: o.branch,
@@ -167,7 +151,7 @@ export function lakeOperations(lake: McpLake, options: LakeOperationsOptions): M
       if (o.path !== undefined) {
         serverPath('files', 'path');
         if (!isAbsolute(o.path)) throw invalid(`'path' must be absolute, got '${o.path}'`);
-        return lake.importTable(actor, { ...common, file: o.path });
+        return guard.importTable(actor, { ...common, file: o.path });
       }
       const content = o.content as string;
       const bytes = Buffer.byteLength(content, 'utf8');
@@ -183,7 +167,7 @@ export function lakeOperations(lake: McpLake, options: LakeOperationsOptions): M
       try {
         const file = join(dir, `content.${o.format}`);
         await writeFile(file, content, 'utf8');
-        return await lake.importTable(actor, {
+        return await guard.importTable(actor, {
           ...common,
           file,
           message: o.message ?? `${common.mode === 'append' ? 'Append' : 'Overwrite'} ${o.table} (inline ${o.format})`,
@@ -202,24 +186,28 @@ export function lakeOperations(lake: McpLake, options: LakeOperationsOptions): M
         if (!isAbsolute(o.folder)) throw invalid(`'folder' must be absolute, got '${o.folder}'`);
         pipelineDir = o.folder;
       } else {
-        const stores = storesOf(lake, 'run pipelines');
         const { fetchPipelineFolder } = await pipelines();
-        pipelineDir = await fetchPipelineFolder(stores.objects, o.prefix as string, PIPELINES_ROOT);
+        pipelineDir = await fetchPipelineFolder(guard.lake.stores.objects, o.prefix as string, PIPELINES_ROOT);
       }
-      return (await runner()).start(actor, {
+      return guard.runPipeline(actor, {
         pipelineDir,
         branch: o.branch,
         params: o.params ?? {},
         dryRun: !!o.dryRun,
       });
     },
-    runStatus: async (_actor, { runId }) => (await runner()).show(runId),
-    listRuns: async (_actor, { limit }) => (await runner()).list(limit),
-    diff: (_actor, { from, to }) => lake.catalog.diff(from, to),
+    runStatus: (actor, { runId }) => guard.showRun(actor, { runId }),
+    listRuns: (actor, { limit }) => guard.listRuns(actor, { limit }),
+    diff: (actor, { from, to }) => guard.diff(actor, { from, to }),
     merge: (actor, { source, into, dryRun, message }) =>
-      lake.catalog.merge(source, into, { actor, message: message ?? `Merge ${source} into ${into}`, dryRun }),
-    async log(_actor, { ref, limit }) {
-      const commits = await lake.catalog.history(ref, limit);
+      guard.merge(actor, {
+        source,
+        into,
+        message: message ?? `Merge ${source} into ${into}`,
+        ...(dryRun ? { dryRun } : {}),
+      }),
+    async log(actor, { ref, limit }) {
+      const commits = await guard.log(actor, { ref, limit });
       return commits.map((c) => ({
         id: c.id,
         parents: c.parents,
@@ -232,9 +220,4 @@ export function lakeOperations(lake: McpLake, options: LakeOperationsOptions): M
       }));
     },
   };
-}
-
-function storesOf(lake: McpLake, what: string): NonNullable<McpLake['stores']> {
-  if (!lake.stores) throw invalid(`this server cannot ${what}`);
-  return lake.stores;
 }

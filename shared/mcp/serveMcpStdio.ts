@@ -1,11 +1,13 @@
 import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
+import type { GuardedLake } from '../auth/index.js';
 import type { Actor } from '../catalog/index.js';
 import { createMcpServer } from './createMcpServer.js';
-import { type McpLake, lakeOperations } from './mcpOperations.js';
+import { guardedOperations } from './mcpOperations.js';
 
 /** Options of {@link serveMcpStdio}. */
 export interface McpStdioOptions {
-  lake: McpLake;
+  /** The enforcement point every tool call goes through. */
+  guard: GuardedLake;
   /** Who acts for the whole connection (from `AIRLOCK_TOKEN`, or the owner of an embedded lake). */
   actor: Actor;
   /** Whether tools may read files and folders on this machine (true on an embedded lake). */
@@ -21,7 +23,7 @@ export interface McpStdioOptions {
  */
 export async function serveMcpStdio(options: McpStdioOptions): Promise<void> {
   const server = createMcpServer({
-    operations: lakeOperations(options.lake, { serverPaths: options.serverPaths }),
+    operations: guardedOperations(options.guard, { serverPaths: options.serverPaths }),
     actor: () => options.actor,
   });
   const input = (options.input ?? process.stdin) as NodeJS.ReadableStream;
