@@ -364,6 +364,7 @@ describe('MCP over streamable HTTP at /mcp (the serve app, SQLite lake)', { time
   let server: RunningServer;
   let client: Client;
   let tokens: { person: string; agent: string };
+  let guard: GuardedLake;
 
   /** An SDK client on /mcp with a bearer token. */
   async function connect(token: string): Promise<Client> {
@@ -383,7 +384,7 @@ describe('MCP over streamable HTTP at /mcp (the serve app, SQLite lake)', { time
     for (const file of readdirSync(ML)) {
       await lake.stores.objects.put(`pipelines/ml/${file}`, new Uint8Array(readFileSync(join(ML, file))));
     }
-    const guard = guardOf(lake);
+    guard = guardOf(lake);
     tokens = await aliceTokens(guard);
     // As `airlock serve` builds it: bearer tokens, every operation through the guard.
     const app = createHttpApp({ lake: guardedHttpLake(guard), actorFor: bearerActor(guard) });
@@ -417,6 +418,16 @@ describe('MCP over streamable HTTP at /mcp (the serve app, SQLite lake)', { time
       expect(pending.code).toBe('APPROVAL_REQUIRED');
       expect(pending.details?.approvalId).toEqual(expect.any(String));
       expect(await lake.catalog.listTables('main')).toEqual([]);
+      // Audited by the guard like any HTTP request: the import, the refusal and the approval request.
+      const entries = (await guard.audit.log({})).filter((e) => e.agent === 'bot');
+      expect(entries.map((e) => [e.action, e.outcome])).toEqual(
+        expect.arrayContaining([
+          ['table.import', 'ok'],
+          ['table.import', 'denied'],
+          ['merge', 'approval_required'],
+        ]),
+      );
+      expect(entries.every((e) => e.person === 'alice')).toBe(true);
     } finally {
       await agent.close();
     }
