@@ -11,6 +11,7 @@ import { approvalGate, registerAuthCommands } from './commands/auth.js';
 import { registerPolicyCommands } from './commands/policy.js';
 import { registerRunCommands } from './commands/run.js';
 import { registerCapsCommand } from './commands/caps.js';
+import { registerIngestCommands, startServeIngestion } from './commands/ingest.js';
 import { registerMcpCommand } from './commands/mcp.js';
 import { runDemo } from './demo.js';
 import { EXIT, errorBody, exitCodeOf } from './exitCodes.js';
@@ -521,6 +522,7 @@ export function buildProgram(): Command {
   registerDoctorCommands(program);
 
   registerCapsCommand(program, { act, common });
+  registerIngestCommands(program, { act, common });
   registerMcpCommand(program);
 
   // ------------------------------------------------------------ HTTP server
@@ -557,6 +559,8 @@ export function buildProgram(): Command {
       process.stderr.write(
         `Airlock HTTP API on ${server.url} of ${lake.owner}'s lake (bearer tokens); Ctrl-C stops it\n`,
       );
+      // On an S3-backed lake, uploads to landing/ are ingested as the ingest Lambda does (AIRLOCK_INGEST_*).
+      const ingestion = await startServeIngestion(lake, (m) => process.stderr.write(`${m}\n`));
       const signal = await new Promise<NodeJS.Signals>((resolve) => {
         const stop = (s: NodeJS.Signals) => {
           process.off('SIGINT', stop).off('SIGTERM', stop);
@@ -564,6 +568,7 @@ export function buildProgram(): Command {
         };
         process.on('SIGINT', stop).on('SIGTERM', stop);
       });
+      await ingestion?.stop();
       await server.close(); // the lake is closed by act() once this returns
       return { value: { url: server.url, stopped: signal }, text: '' };
     },
