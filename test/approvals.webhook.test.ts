@@ -160,6 +160,20 @@ describe('the approval webhook', () => {
     expect(await webhook.get()).toBeUndefined();
   });
 
+  it('records changes of the webhook in the audit trail without its secret path', async () => {
+    const { lake, owner } = await lakeWithAgentWork();
+    const audit = new AuditLog(lake.stores.store, lake.stores.objects);
+    const { webhook } = openApprovals(lake, { audit });
+    await webhook.set(owner, 'https://hooks.example.com/services/T0/B0/very-secret');
+    await webhook.unset(owner);
+    const entries = await audit.log({ action: 'approvals.webhook.*' });
+    expect(entries.map((e) => [e.action, e.person, e.details]).reverse()).toEqual([
+      ['approvals.webhook.set', owner.person, { url: 'https://hooks.example.com/…' }],
+      ['approvals.webhook.unset', owner.person, { removed: true }],
+    ]);
+    expect(JSON.stringify(entries)).not.toContain('very-secret');
+  });
+
   it('is set, shown and unset through the CLI', async () => {
     const { dir, lake } = await lakeWithAgentWork();
     await lake.close();

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
-import type { Approval, ApprovalStatus } from '../../shared/approvals/index.js';
+import type { Approval, ApprovalAction, ApprovalExecutor, ApprovalStatus } from '../../shared/approvals/index.js';
+import type { GuardedLake } from '../../shared/auth/index.js';
 import { AirlockError } from '../../shared/errors/index.js';
 import type { Context, Output } from '../main.js';
 import { act, common } from '../main.js';
@@ -16,9 +17,13 @@ const STATUSES: readonly ApprovalStatus[] = ['pending', 'approved', 'executed', 
  */
 async function open(ctx: Context) {
   const { openApprovals } = await approvalsModule();
+  const guard = (await ctx.guard()) as GuardedLake & {
+    /** Executors of the actions the guard gates besides merge (grant, export…), when it offers them. */
+    approvalExecutors?: () => Partial<Record<ApprovalAction, ApprovalExecutor>>;
+  };
   return openApprovals(await ctx.lake(), {
-    mayApprove: async (approver, approval) =>
-      (await ctx.guard()).mayApprove(approver, approval.target, approval.action),
+    mayApprove: (approver, approval) => guard.mayApprove(approver, approval.target, approval.action),
+    executors: guard.approvalExecutors?.() ?? {},
   });
 }
 

@@ -1,4 +1,6 @@
+import type { AuditLog } from '../audit/index.js';
 import type { Actor, TableDiff } from '../catalog/index.js';
+import { sha256Hex } from '../catalog/index.js';
 import { conflict, denied, invalid, isConflict } from '../errors/index.js';
 import type { CatalogStore, ItemKey } from '../store/ports.js';
 import type { ApprovalNotifier } from './Approvals.js';
@@ -43,6 +45,8 @@ export interface ApprovalWebhookOptions {
   backoffMs?: number;
   /** Replaces `fetch` (tests). */
   fetch?: typeof fetch;
+  /** Where changes of the webhook are recorded (its URL redacted: chat webhook URLs are secrets). */
+  audit?: AuditLog;
   now?: () => Date;
 }
 
@@ -143,6 +147,7 @@ export class ApprovalWebhook implements ApprovalNotifier {
     const checked = checkWebhookUrl(url);
     await this.authorize(actor);
     await this.write(actor, { url: checked });
+    await this.record(actor, 'approvals.webhook.set', { url: redactWebhookUrl(checked) });
     return { url: checked };
   }
 
@@ -151,6 +156,7 @@ export class ApprovalWebhook implements ApprovalNotifier {
     await this.authorize(actor);
     const had = (await this.get()) !== undefined;
     await this.write(actor, {});
+    await this.record(actor, 'approvals.webhook.unset', { removed: had });
     return had;
   }
 
@@ -190,6 +196,18 @@ export class ApprovalWebhook implements ApprovalNotifier {
       }
     }
     return last;
+  }
+
+  private async record(actor: Actor, action: string, details: Record<string, unknown>): Promise<void> {
+    await this.options.audit?.append({
+      person: actor.person,
+      ...(actor.agent ? { agent: actor.agent } : {}),
+      action,
+      target: 'approvals-webhook',
+      outcome: 'ok',
+      requestHash: sha256Hex(JSON.stringify({ action, details })),
+      details,
+    });
   }
 
   private async authorize(actor: Actor): Promise<void> {

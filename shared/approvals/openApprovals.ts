@@ -28,13 +28,19 @@ export function openApprovals(
     webhook?: Omit<ApprovalWebhookOptions, 'owner'>;
   } = {},
 ): { approvals: Approvals; webhook: ApprovalWebhook } {
-  const { audit, webhook: webhookOptions, executors, ...rest } = options;
-  const webhook = new ApprovalWebhook(lake.stores.store, { owner: lake.owner, ...webhookOptions });
+  const { audit: auditOption, webhook: webhookOptions, executors, ...rest } = options;
+  const audit =
+    auditOption === false ? undefined : (auditOption ?? new AuditLog(lake.stores.store, lake.stores.objects));
+  const webhook = new ApprovalWebhook(lake.stores.store, {
+    owner: lake.owner,
+    ...(audit ? { audit } : {}),
+    ...webhookOptions,
+  });
   const approvals = new Approvals(lake.stores.store, {
     ...rest,
     executors: { merge: mergeExecutor(lake.catalog), ...executors },
     notifier: options.notifier ?? webhook,
-    ...(audit === false ? {} : { audit: audit ?? new AuditLog(lake.stores.store, lake.stores.objects) }),
+    ...(audit ? { audit } : {}),
   });
   return { approvals, webhook };
 }
