@@ -10,7 +10,9 @@ import type { AirlockConcurrency, AirlockStackProps } from './AirlockStack.js';
  * | `airlock:tableName`, `airlock:bucketName`, `airlock:auditBucketName` | physical names (default: generated) |
  * | `airlock:owner` | the person requests act as until tokens exist (default `owner`) |
  * | `airlock:protectedBranches` | list (or comma-separated) of branches / `prefix*` patterns |
- * | `airlock:concurrency` | `{"api":20,"runner":4,"stepExecutor":20}` (object or JSON text), partial allowed |
+ * | `airlock:concurrency` | `{"api":20,"runner":4,"stepExecutor":20,"ingest":4}` (object or JSON text), partial allowed |
+ * | `airlock:ingestTarget` | the branch S3 uploads under `landing/` merge into (default `main`) |
+ * | `airlock:ingestGate` | `protected`: an ingestion into a protected branch waits for approval; `none` (default) merges |
  * | `airlock:auditRetentionDays` | Object Lock retention of audit anchors, days |
  * | `airlock:logRetentionDays` | log retention, one of CloudWatch's allowed values (e.g. 30, 365) |
  *
@@ -41,6 +43,17 @@ export function airlockPropsFromContext(node: Node): AirlockStackProps {
   if (auditBucketName) props.auditBucketName = auditBucketName;
   const owner = text('owner');
   if (owner) props.owner = owner;
+  const ingestTarget = text('ingestTarget');
+  const ingestGate = text('ingestGate');
+  if (ingestGate !== undefined && ingestGate !== 'none' && ingestGate !== 'protected') {
+    throw new Error(`airlock:ingestGate must be none or protected, got ${ingestGate}`);
+  }
+  if (ingestTarget || ingestGate) {
+    props.ingest = {
+      ...(ingestTarget ? { target: ingestTarget } : {}),
+      ...(ingestGate ? { gate: ingestGate as 'none' | 'protected' } : {}),
+    };
+  }
 
   const branches = get('protectedBranches');
   if (branches !== undefined) {

@@ -386,6 +386,7 @@ describe('stack options from CDK context', () => {
           'airlock:auditRetentionDays': '30',
           'airlock:logRetentionDays': '90',
           'airlock:tableName': 'lake-catalog',
+          'airlock:ingestGate': 'protected',
         }),
       ),
     ).toEqual({
@@ -394,6 +395,7 @@ describe('stack options from CDK context', () => {
       auditRetentionDays: 30,
       logRetention: 90,
       tableName: 'lake-catalog',
+      ingest: { gate: 'protected' },
     });
   });
 
@@ -404,6 +406,7 @@ describe('stack options from CDK context', () => {
     expect(() => airlockPropsFromContext(node({ 'airlock:logRetentionDays': '45' }))).toThrow(
       /airlock:logRetentionDays/,
     );
+    expect(() => airlockPropsFromContext(node({ 'airlock:ingestGate': 'always' }))).toThrow(/airlock:ingestGate/);
     expect(() => new AirlockStack(new App(), 'Bad', { concurrency: { api: 0 } })).toThrow(/concurrency\.api/);
   });
 });
