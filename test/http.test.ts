@@ -15,6 +15,7 @@ import {
   type RunningServer,
   streamedResponse,
 } from '../shared/http/index.js';
+import { GuardedLake } from '../shared/auth/index.js';
 import { Lake } from '../shared/lake/Lake.js';
 import { airlock, tempDir } from './support/cli.js';
 
@@ -448,7 +449,13 @@ describe('airlock serve', () => {
       child.on('exit', (code) => reject(new Error(`serve exited early (${code}): ${stderr}`)));
     });
 
-    const tables = await json(await fetch(`${url}/v1/tables?ref=dev`));
+    // `airlock serve` needs a bearer token (issue 6): none is 401, the owner's token reads.
+    const anonymous = await fetch(`${url}/v1/tables?ref=dev`);
+    expect(anonymous.status).toBe(401);
+    const token = (await new GuardedLake(lake).createToken(owner, {})).token;
+    const tables = await json(
+      await fetch(`${url}/v1/tables?ref=dev`, { headers: { authorization: `Bearer ${token}` } }),
+    );
     const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
     child.kill('SIGTERM');
 

@@ -1,16 +1,10 @@
 import type { Command } from 'commander';
-import type { AuditEntry, AuditLog, AuditVerification } from '../../shared/audit/index.js';
-import type { Lake } from '../../shared/lake/Lake.js';
+import type { AuditEntry, AuditVerification } from '../../shared/audit/index.js';
 import { EXIT } from '../exitCodes.js';
 import { act, common, positiveInt } from '../main.js';
 import { textTable } from '../render.js';
 
 const audit = () => import('../../shared/audit/index.js');
-
-async function auditLog(lake: Lake): Promise<AuditLog> {
-  const { AuditLog } = await audit();
-  return new AuditLog(lake.stores.store, lake.stores.objects);
-}
 
 const short = (hash: string) => hash.slice(0, 12);
 
@@ -69,7 +63,7 @@ export function registerAuditCommands(program: Command): void {
         ),
     ),
     async (ctx) => {
-      const result = await (await auditLog(await ctx.lake())).verify();
+      const result = await (await ctx.guard()).auditVerify(await ctx.actor());
       return { value: result, text: renderVerification(result), exitCode: result.ok ? EXIT.ok : EXIT.error };
     },
   );
@@ -91,7 +85,7 @@ export function registerAuditCommands(program: Command): void {
     ),
     async (ctx, _args, o) => {
       const { parseActor, parseSince } = await audit();
-      const entries = await (await auditLog(await ctx.lake())).log({
+      const entries = await (await ctx.guard()).auditLog(await ctx.actor(), {
         ...(o.since ? { since: parseSince(o.since as string) } : {}),
         ...(o.actor ? { actor: parseActor(o.actor as string) } : {}),
         ...(o.action ? { action: o.action as string } : {}),
@@ -111,7 +105,7 @@ export function registerAuditCommands(program: Command): void {
         ),
     ),
     async (ctx) => {
-      const anchor = await (await auditLog(await ctx.lake())).anchor();
+      const anchor = await (await ctx.guard()).auditAnchor(await ctx.actor());
       return {
         value: anchor ?? null,
         text: anchor

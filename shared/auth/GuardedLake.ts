@@ -1,4 +1,11 @@
-import { AuditLog, type AuditOutcome } from '../audit/index.js';
+import {
+  type AuditAnchor,
+  type AuditEntry,
+  AuditLog,
+  type AuditLogQuery,
+  type AuditOutcome,
+  type AuditVerification,
+} from '../audit/index.js';
 import type { BranchInfo, CommitResult, MergeResult, TableDiff, TableInfo } from '../catalog/index.js';
 import type { Commit, TableVersion } from '../catalog/model.js';
 import { AirlockError, denied, invalid, isAirlockError } from '../errors/index.js';
@@ -856,6 +863,55 @@ export class GuardedLake {
       async () => ({
         maskKind: (await this.directory.settings()).maskKind,
       }),
+    );
+  }
+
+  // ------------------------------------------------------------ audit
+  /**
+   * Audit entries, newest first: every entry for an admin (a person), otherwise only the
+   * actor's own person's entries (an agent sees its person's, never others').
+   */
+  auditLog(actor: AuthActor, query: AuditLogQuery = {}): Promise<AuditEntry[]> {
+    return this.guard(
+      actor,
+      'audit.log',
+      query.actor ? `${query.actor.person}${query.actor.agent ? `/${query.actor.agent}` : ''}` : '*',
+      query,
+      () => this.needsAnyRead(actor),
+      async () => {
+        const admin = actor.agent === undefined && (await this.authority.personIsAdmin(actor.person));
+        if (admin) return this.audit.log(query);
+        if (query.actor && query.actor.person !== actor.person) {
+          throw denied(`${who(actor)} may read only their own audit entries (admins read all)`);
+        }
+        return this.audit.log({ ...query, actor: query.actor ?? { person: actor.person } });
+      },
+      (r) => ({ entries: r.length }),
+    );
+  }
+
+  /** Recomputes the chain (anyone who may read). */
+  auditVerify(actor: AuthActor): Promise<AuditVerification> {
+    return this.guard(
+      actor,
+      'audit.verify',
+      '*',
+      {},
+      () => this.needsAnyRead(actor),
+      () => this.audit.verify(),
+      (r) => ({ ok: r.ok, entries: r.entries }),
+    );
+  }
+
+  /** Writes the chain head to the object store now (admins). */
+  auditAnchor(actor: AuthActor): Promise<AuditAnchor | undefined> {
+    return this.guard(
+      actor,
+      'audit.anchor',
+      '*',
+      {},
+      () => this.needsAdmin(actor, 'anchor the audit chain'),
+      () => this.audit.anchor(),
     );
   }
 
