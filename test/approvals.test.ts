@@ -292,33 +292,46 @@ describe('approving', () => {
 
   it('executes once when two OS processes approve at the same moment', async () => {
     const { lake, location } = await lakeWithAgentWork();
-    const { approvals } = openApprovals(lake);
+    const audit = new AuditLog(lake.stores.store, lake.stores.objects);
+    const { approvals } = openApprovals(lake, { audit });
     const approval = await requestMerge(lake, approvals);
     const dir = (location as { dir: string }).dir;
-    const startAt = String(Date.now() + 4000);
 
-    const outputs = await Promise.all(
-      ['bob', 'carol'].map(
-        (person) =>
-          new Promise<{ ok: boolean; status?: string; result?: { commit: string } }>((resolve, reject) => {
-            const child = spawn(process.execPath, [TSX, APPROVER, dir, approval.id, person, startAt], {
-              stdio: ['ignore', 'pipe', 'pipe'],
-            });
-            let out = '';
-            let err = '';
-            child.stdout.on('data', (d) => (out += d));
-            child.stderr.on('data', (d) => (err += d));
-            child.on('close', (code) =>
-              code === 0 ? resolve(JSON.parse(out)) : reject(new Error(`approver ${person} exited ${code}: ${err}`)),
-            );
-          }),
-      ),
-    );
+    // Both racers open the lake and read the approval first; then both are released at once.
+    const racers = ['bob', 'carol'].map((person) => {
+      const child = spawn(process.execPath, [TSX, APPROVER, dir, approval.id, person], {
+        stdio: ['pipe', 'pipe', 'pipe'],
+      });
+      let out = '';
+      let err = '';
+      const ready = new Promise<void>((resolve) => {
+        child.stdout.on('data', (d) => {
+          out += d;
+          if (out.startsWith('ready\n')) resolve();
+        });
+      });
+      child.stderr.on('data', (d) => (err += d));
+      const done = new Promise<{ ok: boolean; status?: string; result?: { commit: string } }>((resolve, reject) =>
+        child.on('close', (code) =>
+          code === 0
+            ? resolve(JSON.parse(out.slice('ready\n'.length)))
+            : reject(new Error(`approver ${person} exited ${code}: ${err}`)),
+        ),
+      );
+      return { child, ready, done };
+    });
+    await Promise.all(racers.map((r) => r.ready));
+    for (const r of racers) r.child.stdin.end('go\n');
+    const outputs = await Promise.all(racers.map((r) => r.done));
 
     expect(outputs.map((o) => o.status)).toEqual(['executed', 'executed']);
     expect(outputs[0]?.result?.commit).toBe(outputs[1]?.result?.commit);
     expect(await mergesOf(lake, approval.binding.sourceCommit as string)).toEqual([outputs[0]?.result?.commit]);
     expect((await approvals.get(approval.id)).status).toBe('executed');
+    // One approver won the claim and executed; the other followed its result.
+    const entries = (await audit.log({ action: 'approval.*' })).filter((e) => e.details?.approval === approval.id);
+    expect(entries.filter((e) => e.outcome === 'approved')).toHaveLength(1);
+    expect(entries.filter((e) => e.action === 'approval.execute')).toHaveLength(1);
   }, 120_000);
 });
 
