@@ -368,6 +368,25 @@ describe.runIf(process.platform === 'linux')('sandbox: a pool of ready processes
     }
   }, 120_000);
 
+  it('a pooled process has the runtime (harness + apache-arrow) loaded before its step binds; a spawned one does not', async () => {
+    const pool = new SandboxPool({ size: 1, limits });
+    try {
+      await pool.ready();
+      const b = await bundle('runtime-probe.mjs');
+      const step = startCodeStep(b, limits, pool);
+      try {
+        const r = await step.run({}, {});
+        expect(r.output.toArray().map((x) => ({ ...x }))).toEqual([{ preloaded: true, same: true }]);
+      } finally {
+        await step.dispose();
+      }
+      const cold = await runCodeStep({ bundle: b, inputs: {}, limits });
+      expect(cold.output.toArray().map((x) => ({ ...x }))).toEqual([{ preloaded: false, same: false }]);
+    } finally {
+      await pool.close();
+    }
+  }, 120_000);
+
   it('a pooled process reads its own bundle and nothing else: not another bundle, the cache, /etc/passwd or its folder', async () => {
     const pool = new SandboxPool({ size: 1, limits });
     try {

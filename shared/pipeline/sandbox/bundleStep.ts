@@ -54,6 +54,8 @@ const HERE = ((): string => {
   return candidates.find((d) => existsSync(join(d, 'harness.ts')) || existsSync(join(d, 'harness.js'))) ?? self;
 })();
 const HARNESS_FILES = ['harness', 'protocol', 'rowsToTable'];
+/** How bundles use the runtime; part of every cache key, so changing it rebuilds bundles. */
+const BUNDLE_FORMAT = 'runtime-shim-1';
 
 function harnessEntry(): string {
   for (const ext of ['.ts', '.js', '.mjs']) {
@@ -67,7 +69,7 @@ let harnessHash: Promise<string> | undefined;
 /** Hash of everything trusted that goes into a bundle: harness sources, arrow and esbuild versions. */
 function trustedHash(): Promise<string> {
   harnessHash ??= (async () => {
-    const h = createHash('sha256').update(`esbuild ${esbuild.version}\n`);
+    const h = createHash('sha256').update(`esbuild ${esbuild.version}\n${BUNDLE_FORMAT}\n`);
     for (const name of HARNESS_FILES) {
       for (const ext of ['.ts', '.js']) {
         const f = join(HERE, name + ext);
@@ -137,6 +139,36 @@ interface Violation {
 
 const RUNTIME_NS = 'airlock-runtime';
 const RUNTIME_ID = 'airlock:runtime';
+const SHIM_NS = 'airlock-runtime-shim';
+const INLINE_ID = 'airlock:runtime-inline';
+
+/**
+ * The global under which a sandbox process may hold the trusted runtime already loaded
+ * (see {@link sandboxRuntime}). Keyed by the runtime's hash, so a bundle only ever uses a
+ * preloaded runtime built from exactly the sources it was built against.
+ */
+async function runtimeKey(): Promise<string> {
+  return `airlock.runtime.${(await trustedHash()).slice(0, 32)}`;
+}
+
+let preloadable: Promise<{ key: string; source: string } | undefined> | undefined;
+/**
+ * The trusted runtime (harness + apache-arrow) as ESM source, and the global key a step
+ * bundle looks under for it. A pooled sandbox process evaluates it while it waits, so a
+ * step bound to it later skips the runtime's evaluation — most of what loading a bundle
+ * costs. `undefined` where it cannot be built (no esbuild or harness sources, e.g. in a
+ * deployed function): processes then load the copy inlined in every bundle.
+ */
+export function sandboxRuntime(cacheDir = defaultCacheDir()): Promise<{ key: string; source: string } | undefined> {
+  preloadable ??= (async () => {
+    try {
+      return { key: await runtimeKey(), source: await runtime(cacheDir) };
+    } catch {
+      return undefined;
+    }
+  })();
+  return preloadable;
+}
 
 let runtimeSource: Promise<string> | undefined;
 /**
@@ -197,6 +229,7 @@ export async function writeAtomically(file: string, contents: string | Uint8Arra
 function policyPlugin(opts: {
   pipelineDir: string;
   runtime: string;
+  runtimeKey: string;
   deny: DenyPolicy;
   violations: Violation[];
 }): esbuild.Plugin {
@@ -212,15 +245,24 @@ function policyPlugin(opts: {
         loader: 'js',
         resolveDir: HERE,
       }));
+      // The runtime as the step and the harness see it: the copy a pooled process has
+      // preloaded under this runtime's key, else the inlined copy, evaluated only then
+      // (a `require`d ES module is initialised lazily by esbuild).
+      build.onLoad({ filter: /.*/, namespace: SHIM_NS }, () => ({
+        contents: `module.exports = globalThis[Symbol.for(${JSON.stringify(opts.runtimeKey)})] ?? require(${JSON.stringify(INLINE_ID)});`,
+        loader: 'js',
+        resolveDir: HERE,
+      }));
       build.onResolve({ filter: /.*/ }, async (args) => {
         if ((args.pluginData as { inner?: boolean } | undefined)?.inner) return undefined;
+        if (args.path === INLINE_ID && args.namespace === SHIM_NS) return { path: INLINE_ID, namespace: RUNTIME_NS };
         if (args.namespace === RUNTIME_NS) {
           // The trusted runtime imports only built-ins (the harness's fd-3 channel).
           return isBuiltinSpecifier(args.path)
             ? { path: args.path, external: true }
             : { errors: [{ text: `runtime import ${args.path}` }] };
         }
-        if (args.path === RUNTIME_ID) return { path: RUNTIME_ID, namespace: RUNTIME_NS };
+        if (args.path === RUNTIME_ID) return { path: RUNTIME_ID, namespace: SHIM_NS };
         const reason = deniedBy(args.path, opts.deny);
         if (reason) {
           return refuse({
@@ -232,7 +274,7 @@ function policyPlugin(opts: {
         }
         if (isBuiltinSpecifier(args.path)) return { path: args.path, external: true };
         if (isBareSpecifier(args.path) && packageNameOf(args.path) === 'apache-arrow') {
-          return { path: RUNTIME_ID, namespace: RUNTIME_NS };
+          return { path: RUNTIME_ID, namespace: SHIM_NS };
         }
         const r = await build.resolve(args.path, {
           kind: args.kind,
@@ -319,7 +361,7 @@ export async function bundleStep(file: string, options: BundleStepOptions = {}):
       banner: {
         js: "import { createRequire as __airlockCreateRequire } from 'node:module'; const require = __airlockCreateRequire(import.meta.url);",
       },
-      plugins: [policyPlugin({ pipelineDir, runtime: runtimeText, deny, violations })],
+      plugins: [policyPlugin({ pipelineDir, runtime: runtimeText, runtimeKey: await runtimeKey(), deny, violations })],
     });
   } catch (e) {
     const name = basename(step);

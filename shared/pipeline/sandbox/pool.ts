@@ -6,6 +6,7 @@ import {
   type SandboxProfile,
   spawnIdleSandbox,
 } from './runSandbox.js';
+import { sandboxRuntime } from './bundleStep.js';
 
 /** Options of {@link SandboxPool}. */
 export interface SandboxPoolOptions {
@@ -31,7 +32,8 @@ export interface PooledSandboxProcess extends SandboxProcess {
  * (an executor shared by many runs: `airlock serve`, a Lambda container, a benchmark), so
  * that the runtime's start-up is off the critical path of a step.
  *
- * Each process is spawned with the full sandbox (see {@link spawnIdleSandbox}) and waits;
+ * Each process is spawned with the full sandbox (see {@link spawnIdleSandbox}), evaluates
+ * the trusted runtime (harness + apache-arrow, see `sandboxRuntime`) and waits;
  * {@link acquire} binds it to one step's bundle — the bundle is linked to the one path the
  * process may read — and hands it out for good: it serves that step and exits, and is
  * never returned to the pool. The pool then spawns a replacement, one at a time, so at
@@ -144,7 +146,7 @@ export class SandboxPool {
           this.prune();
           if (this.idle.length >= this.size) return;
           const profile = this.profile;
-          const idle = await spawnIdleSandbox(profile);
+          const idle = await spawnIdleSandbox(profile, await sandboxRuntime());
           if (this.closed || this.profile !== profile) {
             await idle.dispose();
             continue;

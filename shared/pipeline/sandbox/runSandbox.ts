@@ -153,21 +153,36 @@ const BIND_FD = 4;
 
 /**
  * The whole program a sandbox process starts with (`node -e`, so no file needs to be
- * readable before the bundle): report that the runtime is up, wait for the parent's
- * signal, then import the bundle (whose harness reads the request on stdin). If the parent
+ * readable before the bundle). With a runtime to preload, it first reads
+ * `[u32 LE length][ESM source]` from the channel and evaluates it (from a `data:` URL: no
+ * file) under the runtime's key; then it reports that it is up, waits for the parent's
+ * signal and imports the bundle (whose harness reads the request on stdin). If the parent
  * goes away first, the channel ends and the process exits.
  */
-function bootstrap(script: string): string {
+function bootstrap(script: string, runtimeKey: string | undefined): string {
   const url = pathToFileURL(script).href;
   return [
     `const c = new (require('node:net').Socket)({ fd: ${BIND_FD}, readable: true, writable: true });`,
+    `const key = ${JSON.stringify(runtimeKey ?? null)};`,
+    'let buf = Buffer.alloc(0), need = key ? -1 : 0, runtime = Promise.resolve(), started = false;',
     "c.on('error', () => process.exit(70));",
-    "c.once('end', () => process.exit(0));",
-    "c.once('data', () => {",
-    "  c.removeAllListeners('end'); c.destroy();",
-    `  import(${JSON.stringify(url)}).catch((e) => { console.error(String(e && e.stack || e)); process.exit(70); });`,
+    "c.on('end', () => { if (!started) process.exit(0); });",
+    'const go = () => {',
+    "  if (started) return; started = true; c.removeAllListeners(); c.on('error', () => {}); c.destroy();",
+    `  runtime.then(() => import(${JSON.stringify(url)})).catch((e) => { console.error(String(e && e.stack || e)); process.exit(70); });`,
+    '};',
+    "c.on('data', (d) => {",
+    '  if (need === 0) return go();',
+    '  buf = Buffer.concat([buf, d]);',
+    '  if (need < 0 && buf.length >= 4) need = buf.readUInt32LE(0);',
+    '  if (need < 0 || buf.length < 4 + need) return;',
+    "  const source = buf.subarray(4, 4 + need).toString('base64'); const rest = buf.length - 4 - need;",
+    '  need = 0; buf = Buffer.alloc(0);',
+    "  runtime = import('data:text/javascript;base64,' + source).then((m) => { globalThis[Symbol.for(key)] = m; if (!started) c.write('b'); });",
+    '  runtime.catch(() => process.exit(70));',
+    '  if (rest > 0) go();',
     '});',
-    "c.write('b');",
+    "if (!key) c.write('b');",
   ].join('\n');
 }
 
@@ -177,9 +192,13 @@ function bootstrap(script: string): string {
  * --allow-worker, --allow-addons, --allow-wasi: no processes, threads, addons or WASI),
  * an empty environment, an empty working directory, the heap limit, a CPU-time rlimit,
  * and the OS isolation {@link isolationSupport} found (network and PID namespaces, the
- * `nobody` uid when the parent is root).
+ * `nobody` uid when the parent is root). With `preload` (see `sandboxRuntime`), the
+ * process evaluates the trusted runtime while it waits; `booted` resolves after that.
  */
-export async function spawnIdleSandbox(profile: SandboxProfile): Promise<IdleSandbox> {
+export async function spawnIdleSandbox(
+  profile: SandboxProfile,
+  preload?: { key: string; source: string },
+): Promise<IdleSandbox> {
   const spawnedAt = performance.now();
   const isolation = await isolationSupport();
   // An empty working directory, traversable but not listable by the step's uid: relative
@@ -193,7 +212,7 @@ export async function spawnIdleSandbox(profile: SandboxProfile): Promise<IdleSan
     `--max-old-space-size=${Math.max(16, Math.floor(profile.memoryMb))}`,
     '--no-warnings',
     '-e',
-    bootstrap(script),
+    bootstrap(script, preload?.key),
   ];
   // A CPU-time rlimit is the backstop for a parent that dies before its timer fires: an
   // orphaned step that spins is still killed by the kernel.
@@ -288,6 +307,13 @@ export async function spawnIdleSandbox(profile: SandboxProfile): Promise<IdleSan
   child.stdin.on('error', () => undefined); // the child may exit before reading everything
   const channel = child.stdio[BIND_FD] as unknown as Duplex;
   channel.on('error', () => undefined);
+  if (preload) {
+    const source = Buffer.from(preload.source);
+    const len = Buffer.alloc(4);
+    len.writeUInt32LE(source.byteLength, 0);
+    channel.write(len);
+    channel.write(source);
+  }
 
   let ended = false;
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve, reject) => {
@@ -300,7 +326,9 @@ export async function spawnIdleSandbox(profile: SandboxProfile): Promise<IdleSan
     killGroup(child.pid); // anything the step left behind in its group
   });
   exited.catch(() => undefined); // observed by send; a disposed process's failure is moot
+  let markBooted: () => void = () => undefined;
   const booted = new Promise<void>((resolve, reject) => {
+    markBooted = resolve;
     channel.once('data', () => resolve());
     void exited.then(
       () => reject(new Error('the sandbox process exited before it started')),
@@ -397,6 +425,7 @@ export async function spawnIdleSandbox(profile: SandboxProfile): Promise<IdleSan
       if (limits.memoryMb !== profile.memoryMb)
         throw new Error('the step asks for another memory limit than the process has');
       bound = true;
+      markBooted(); // whoever waits for the start-up need not wait for the step
       limitsOf = limits;
       maxOutputBytes = limits.maxOutputBytes;
       maxLogLines = limits.maxLogLines;
