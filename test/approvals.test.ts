@@ -335,6 +335,87 @@ describe('approving', () => {
   }, 120_000);
 });
 
+describe('the executor registry', () => {
+  /** A grant request: no branch involved, bound to the grant set's version. */
+  const grantInput = (version = 'v1') => ({
+    action: 'grant' as const,
+    target: 'bea',
+    params: { operation: 'add', right: 'merge', pattern: 'main' },
+    binding: { grants: version },
+    summary: 'grant bea merge on main',
+    diff: { add: [{ on: 'branch', pattern: 'main', right: 'merge' }] },
+  });
+
+  it('runs a registered executor exactly once, as the requester, approved by the approver', async () => {
+    const { lake } = await lakeWithAgentWork();
+    const calls: Array<{ requester: Actor; approver: Actor }> = [];
+    const { approvals } = openApprovals(lake);
+    approvals.register('grant', {
+      moved: async () => [],
+      execute: async (approval, approver) => {
+        calls.push({ requester: approval.requester, approver });
+        return { grant: 'g1' };
+      },
+    });
+    const approval = await approvals.request(bot, grantInput());
+
+    const first = await approvals.approve(bob, approval.id);
+    const replay = await approvals.approve(carol, approval.id);
+
+    expect(first).toMatchObject({ status: 'executed', result: { grant: 'g1' } });
+    expect(replay).toEqual(first);
+    expect(calls).toEqual([{ requester: bot, approver: bob }]);
+  });
+
+  it('refuses to approve an action no executor is registered for, changing nothing', async () => {
+    const { lake } = await lakeWithAgentWork();
+    const { approvals } = openApprovals(lake);
+    const approval = await approvals.request(bot, { ...grantInput(), action: 'delete' });
+    await expect(approvals.approve(bob, approval.id)).rejects.toSatisfy(
+      (e) => isInvalid(e) && /no executor is registered for 'delete'/.test((e as Error).message),
+    );
+    expect((await approvals.get(approval.id)).status).toBe('pending');
+  });
+
+  it('marks an execution that failed without effect as failed, and never runs it again', async () => {
+    const { lake } = await lakeWithAgentWork();
+    let runs = 0;
+    const { approvals } = openApprovals(lake);
+    approvals.register('grant', {
+      moved: async () => [],
+      execute: async () => {
+        runs += 1;
+        throw new Error('the directory is read-only');
+      },
+    });
+    const approval = await approvals.request(bot, grantInput());
+
+    await expect(approvals.approve(bob, approval.id)).rejects.toThrow('the directory is read-only');
+    await expect(approvals.approve(bob, approval.id)).rejects.toSatisfy(
+      (e) => isConflict(e) && /is failed: the directory is read-only/.test((e as Error).message),
+    );
+    expect(runs).toBe(1);
+    expect((await approvals.get(approval.id)).status).toBe('failed');
+  });
+
+  it('voids through the executor when what it is bound to moved', async () => {
+    const { lake } = await lakeWithAgentWork();
+    const { approvals } = openApprovals(lake);
+    let current = 'v1';
+    approvals.register('grant', {
+      moved: async (approval) =>
+        approval.binding.grants === current ? [] : [`bea's grants changed (${approval.binding.grants} → ${current})`],
+      execute: async () => ({ grant: 'g1' }),
+    });
+    const approval = await approvals.request(bot, grantInput('v1'));
+    current = 'v2';
+    await expect(approvals.approve(bob, approval.id)).rejects.toSatisfy(
+      (e) => isConflict(e) && /bea's grants changed \(v1 → v2\)/.test((e as Error).message),
+    );
+    expect((await approvals.get(approval.id)).status).toBe('void');
+  });
+});
+
 describe('airlock approvals (CLI, acting as the lake owner)', () => {
   /** A lake on disk with a pending approval requested by someone else's agent; the lake is closed for the CLI. */
   async function pendingOnDisk(requester: Actor = { person: 'dana', agent: 'bot' }) {
