@@ -323,6 +323,28 @@ describe('the local poller (airlock serve on s3rver)', () => {
   });
 });
 
+describe('the local poller, re-uploads', () => {
+  it('ingests a re-upload to the same key as a new event, and an unchanged listing as nothing', async () => {
+    const list = async () => (await listLanding(s3, bucket)).filter((e) => e.key.startsWith('landing/web/views/'));
+    const poller = startLandingPoller(lake, { source: new S3LandingSource(s3), list, intervalMs: 3_600_000 });
+    try {
+      await upload('landing/web/views/latest.csv', 'id\n1\n2\n');
+      const first = await poller.poll();
+      await upload('landing/web/views/latest.csv', 'id\n3\n4\n5\n');
+      const second = await poller.poll();
+      const third = await poller.poll();
+
+      expect(first.map((o) => o.record.status)).toEqual(['merged']);
+      expect(second.map((o) => o.record.status)).toEqual(['merged']);
+      expect(second[0]?.record.id).not.toBe(first[0]?.record.id);
+      expect(third).toEqual([]);
+      expect(await rowsOf('web.views')).toBe(5);
+    } finally {
+      await poller.stop();
+    }
+  });
+});
+
 describe('landing keys and sequencers', () => {
   it('reads namespace, table and format from a landing key', () => {
     expect(parseLandingKey('landing/sales/orders/2026/12/01.PARQUET')).toEqual({

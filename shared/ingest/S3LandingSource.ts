@@ -44,8 +44,9 @@ export class S3LandingSource implements LandingSource {
  * One listing of `landing/` as events (the local stand-in for S3 event notifications,
  * used by `airlock serve` against s3rver, which only emits events in-process): each
  * object becomes an {@link ObjectCreatedEvent} whose sequencer is its modification time
- * (ms, hex), with no version id (s3rver keeps no versions): a re-upload to the same
- * key is a new, later event, and an object listed twice is a duplicate.
+ * (ms, hex), with no version id (s3rver keeps no versions) and its ETag as part of its
+ * identity: a re-upload to the same key is a new event, and an object listed twice is a
+ * duplicate.
  */
 export async function listLanding(client: S3Client, bucket: string): Promise<ObjectCreatedEvent[]> {
   const events: ObjectCreatedEvent[] = [];
@@ -64,6 +65,7 @@ export async function listLanding(client: S3Client, bucket: string): Promise<Obj
         bucket,
         key: o.Key,
         versionId: null,
+        ...(o.ETag ? { eTag: o.ETag.replace(/"/g, '') } : {}),
         sequencer: sequencerFromTime(o.LastModified ?? new Date(0)),
         ...(o.Size !== undefined ? { size: o.Size } : {}),
       });

@@ -19,6 +19,11 @@ export interface ObjectCreatedEvent {
   /** S3's hexadecimal per-key event order. */
   sequencer: string;
   size?: number;
+  /**
+   * Only where no real sequencer exists (the landing poller derives one from the
+   * modification time): the object's ETag, so two uploads within one timestamp differ.
+   */
+  eTag?: string;
 }
 
 /** Where the bytes of an uploaded object come from (S3 `GetObject` of that exact version, in production). */
@@ -71,7 +76,15 @@ export async function ingestNeedsApproval(lake: Lake, target: string, gate: Inge
 /** The identity of an event: bucket, key, version id and sequencer (hex SHA-256, 16 digits). */
 export function ingestionId(event: ObjectCreatedEvent): string {
   return createHash('sha256')
-    .update([event.bucket, event.key, event.versionId ?? 'null', event.sequencer.toUpperCase()].join('\u0000'))
+    .update(
+      [
+        event.bucket,
+        event.key,
+        event.versionId ?? 'null',
+        event.sequencer.toUpperCase(),
+        ...(event.eTag ? [event.eTag] : []),
+      ].join('\u0000'),
+    )
     .digest('hex')
     .slice(0, 16);
 }
@@ -139,6 +152,7 @@ export async function ingestObject(
     });
   }
 
+  let recorded = false;
   const finish = async (
     status: IngestionStatus,
     fields: Partial<IngestionRecord> = {},
@@ -152,6 +166,7 @@ export async function ingestObject(
       finished: now().toISOString(),
     };
     await log.finish(record);
+    recorded = true; // from here on a failure must not release the claim: the outcome stands
     await audit.append({
       ...actorFields(actor),
       action: 'ingest',
@@ -242,7 +257,7 @@ export async function ingestObject(
       return await finish('failed', fields, e);
     }
   } catch (e) {
-    await log.release(id).catch(() => undefined);
+    if (!recorded) await log.release(id).catch(() => undefined);
     throw e;
   }
 }
