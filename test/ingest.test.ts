@@ -5,9 +5,12 @@
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { handler as IngestHandler } from '../functions/ingest.js';
+import { DATA_PLANE_ASSET } from '../infra/AirlockStack.js';
+import { buildLambdaAsset } from '../infra/lambdaAssets.js';
 import { openApprovals } from '../shared/approvals/index.js';
 import { AuditLog } from '../shared/audit/index.js';
 import {
@@ -225,6 +228,19 @@ describe('the ingest Lambda handler', () => {
     expect(result.ignored).toEqual(['s3:TestEvent', expect.stringContaining('message m-3')]);
     expect(await rowsOf('sales.queued')).toBe(4);
   });
+});
+
+describe('the bundled ingest handler (the code directory the stack deploys)', () => {
+  it('ingests an upload like the sources do', async () => {
+    const { dir: assetDir } = buildLambdaAsset(DATA_PLANE_ASSET);
+    const bundled = (await import(pathToFileURL(join(assetDir, 'ingest.mjs')).href)) as { handler: typeof handler };
+    await upload('landing/sales/bundled/b.csv', 'id,amount\n1,2.5\n2,3.5\n');
+
+    const result = await bundled.handler(s3Event('landing/sales/bundled/b.csv', '0055AED6DCD9028A00'));
+
+    expect(result.outcomes).toEqual([expect.objectContaining({ status: 'merged', table: 'sales.bundled', rows: 2 })]);
+    expect(await rowsOf('sales.bundled')).toBe(2);
+  }, 300_000);
 });
 
 describe('redelivery while or after another worker processed the event', () => {
