@@ -24,7 +24,8 @@ function app(): Promise<HttpApp> {
           mayApprove: (approver, approval) => guard.mayApprove(approver, approval.target, approval.action),
         }).approvals,
       });
-      return createHttpApp({ lake: guardedHttpLake(guard), actorFor: bearerActor(guard) });
+      // Runs go through the guard too; pipeline folders come from the lake bucket only (no server paths).
+      return createHttpApp({ lake: guardedHttpLake(guard), actorFor: bearerActor(guard), pipelines: { runs: guard } });
     },
     (error: unknown) => {
       opened = undefined;
