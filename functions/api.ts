@@ -1,6 +1,6 @@
 import { Hono } from 'hono';
 import { type APIGatewayProxyResult, type LambdaContext, type LambdaEvent, handle } from 'hono/aws-lambda';
-import { GuardedLake } from '../shared/auth/index.js';
+import { GuardedLake, grantExecutor } from '../shared/auth/index.js';
 import { bearerActor, guardedHttpLake, inRequestScope } from '../shared/auth/http.js';
 import { openApprovals } from '../shared/approvals/index.js';
 import { type HttpApp, createHttpApp, errorResponse } from '../shared/http/index.js';
@@ -18,12 +18,12 @@ function app(): Promise<HttpApp> {
   opened ??= Lake.open(lakeLocation({})).then(
     (lake) => {
       // As `airlock serve`: bearer tokens only (401 without one), every operation through the guard.
-      const guard: GuardedLake = new GuardedLake(lake, {
-        approvals: openApprovals(lake, {
-          audit: false,
-          mayApprove: (approver, approval) => guard.mayApprove(approver, approval.target, approval.action),
-        }).approvals,
+      const { approvals } = openApprovals(lake, {
+        audit: false,
+        mayApprove: (approver, approval) => guard.mayApprove(approver, approval.target, approval.action),
       });
+      const guard: GuardedLake = new GuardedLake(lake, { approvals });
+      approvals.register('grant', grantExecutor(guard.directory));
       // Runs go through the guard too; pipeline folders come from the lake bucket only (no server paths).
       return createHttpApp({ lake: guardedHttpLake(guard), actorFor: bearerActor(guard), pipelines: { runs: guard } });
     },

@@ -1,21 +1,23 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { openApprovals } from '../shared/approvals/index.js';
-import { type AuthActor, GuardedLake } from '../shared/auth/index.js';
+import { type Approvals, openApprovals } from '../shared/approvals/index.js';
+import { type AuthActor, GuardedLake, grantExecutor } from '../shared/auth/index.js';
 import { Lake } from '../shared/lake/Lake.js';
 import { tempDir } from './support/cli.js';
 
 /** A fresh embedded lake with its guard wired to the real approvals service. */
-export async function guardedLake(prefix: string): Promise<{ lake: Lake; guard: GuardedLake; dir: string }> {
+export async function guardedLake(
+  prefix: string,
+): Promise<{ lake: Lake; guard: GuardedLake; dir: string; approvals: Approvals }> {
   const dir = tempDir(prefix);
   const { lake } = await Lake.init({ backend: 'local', dir: join(dir, 'lake') });
-  const guard: GuardedLake = new GuardedLake(lake, {
-    approvals: openApprovals(lake, {
-      audit: false,
-      mayApprove: (approver, approval) => guard.mayApprove(approver, approval.target, approval.action),
-    }).approvals,
+  const { approvals } = openApprovals(lake, {
+    audit: false,
+    mayApprove: (approver, approval) => guard.mayApprove(approver, approval.target, approval.action),
   });
-  return { lake, guard, dir };
+  const guard: GuardedLake = new GuardedLake(lake, { approvals });
+  approvals.register('grant', grantExecutor(guard.directory));
+  return { lake, guard, dir, approvals };
 }
 
 /** Writes a CSV file and returns its path. */

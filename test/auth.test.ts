@@ -10,6 +10,7 @@ import {
   type GuardedLake,
   parseTtl,
 } from '../shared/auth/index.js';
+import type { Approvals } from '../shared/approvals/index.js';
 import type { Lake } from '../shared/lake/Lake.js';
 import { csvFile, guardedLake } from './auth.fixtures.js';
 
@@ -29,6 +30,7 @@ vi.mock('node:crypto', async (original) => {
 let lake: Lake;
 let guard: GuardedLake;
 let dir: string;
+let approvals: Approvals;
 const owner = () => guard.owner;
 
 async function denial(p: Promise<unknown>): Promise<{ code: string; message: string }> {
@@ -41,7 +43,7 @@ async function denial(p: Promise<unknown>): Promise<{ code: string; message: str
 }
 
 beforeAll(async () => {
-  ({ lake, guard, dir } = await guardedLake('airlock-auth-'));
+  ({ lake, guard, dir, approvals } = await guardedLake('airlock-auth-'));
   await guard.createBranch(owner(), { name: 'seed' });
   await guard.importTable(owner(), {
     table: 'sales.orders',
@@ -285,7 +287,7 @@ describe('row filters and masks, inside the engine', () => {
     });
     it('not by LIKE probing or comparisons', async () => {
       const r = await guard.query(wendy, {
-        sql: "SELECT count(*) FILTER (WHERE email LIKE 'a%') AS l, count(*) FILTER (WHERE email ILIKE '%example%') AS i, count(*) FILTER (WHERE email = 'ann@example.com') AS e, count(*) FILTER (WHERE email < 'b') AS lt FROM sales.orders",
+        sql: "SELECT count(*) FILTER (WHERE email LIKE 'ann%' OR email LIKE '%@%') AS l, count(*) FILTER (WHERE email ILIKE '%example%') AS i, count(*) FILTER (WHERE email = 'ann@example.com') AS e, count(*) FILTER (WHERE email < 'b') AS lt FROM sales.orders",
       });
       expect(r.rows[0]).toMatchObject({ l: 0, i: 0, e: 0 });
     });
@@ -317,5 +319,24 @@ describe('row filters and masks, inside the engine', () => {
     expect(out.rows.map((r) => r.id)).toEqual([1, 3]);
     expect(JSON.stringify(out.rows)).not.toMatch(/@example\.com/);
     expect(readFileSync(join(pipeline, 'copy.sql'), 'utf8')).toContain('ml.copy');
+  });
+});
+
+describe("an admin's agent changing grants", () => {
+  it('waits for approval; a person approves and the change happens once; the agent cannot approve', async () => {
+    const adaBot = await guard.authenticate((await guard.createToken(owner(), { person: 'ada', agent: 'gbot' })).token);
+    const grant = { on: 'branch', pattern: 'gbot-test/*', right: 'write' } as const;
+    const e = await denial(guard.addGrant(adaBot, { person: 'rex', grant }));
+    expect(e.code).toBe('APPROVAL_REQUIRED');
+    const id = (e as unknown as { details: { approvalId: string } }).details.approvalId;
+    expect(await guard.directory.grants('rex')).not.toContainEqual(expect.objectContaining({ pattern: 'gbot-test/*' }));
+
+    await expect(approvals.approve(adaBot, id)).rejects.toMatchObject({ code: 'DENIED' });
+    await expect(approvals.approve({ person: 'wendy' }, id)).rejects.toMatchObject({ code: 'DENIED' });
+    const approved = await approvals.approve(owner(), id);
+    expect(approved.status).toBe('executed');
+    await approvals.approve(owner(), id); // a replay is a no-op
+    const made = (await guard.directory.grants('rex')).filter((g) => g.pattern === 'gbot-test/*');
+    expect(made).toHaveLength(1);
   });
 });

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { AuthDirectory, grantExecutor } from '../../shared/auth/index.js';
 import type {
   GuardedLakeOptions,
   Person,
@@ -24,6 +25,7 @@ export async function approvalGate(ctx: Context): Promise<GuardedLakeOptions> {
     mayApprove: async (approver, approval) =>
       (await ctx.guard()).mayApprove(approver, approval.target, approval.action),
   });
+  approvals.register('grant', grantExecutor(new AuthDirectory(lake.stores.store)));
   return { approvals };
 }
 

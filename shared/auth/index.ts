@@ -3,6 +3,7 @@
  * masks), and THE single enforcement point, {@link GuardedLake}, that every interface
  * calls lake operations through.
  */
+export { grantExecutor } from './approvalExecutors.js';
 export { AUTH_PARTITION, AuthDirectory, checkName, checkRole, principalText } from './AuthDirectory.js';
 export { Authority, parseScope, SCOPE_RIGHTS } from './Authority.js';
 export { checkGrant, checkScope, GuardedLake } from './GuardedLake.js';
@@ -26,6 +27,7 @@ export {
   secretMatches,
 } from './tokens.js';
 
+export type { AuthApprovalExecutor } from './approvalExecutors.js';
 export type { AuthSettings } from './AuthDirectory.js';
 export type { AuthActor, ReaderPolicy, Standing } from './Authority.js';
 export type { ApprovalGate, ApprovalRequest, GuardedLakeOptions } from './GuardedLake.js';
