@@ -1,5 +1,5 @@
 import type { CatalogItem, CatalogStore } from '../store/ports.js';
-import { isConflict } from '../errors/index.js';
+import { conflict, isConflict } from '../errors/index.js';
 
 /** What happened to one delivered object. */
 export type IngestionStatus = 'merged' | 'awaiting_approval' | 'failed' | 'refused' | 'skipped';
@@ -121,7 +121,12 @@ export class IngestionLog {
         if (!isConflict(e)) throw e; // another event of this key moved it: compare again
       }
     }
-    throw new Error(`ingest: the sequencer of ${bucket}/${key} kept changing under 20 attempts`);
+    throw conflict(
+      `the newest sequencer of ${bucket}/${key} kept changing under 20 attempts; the event will be retried`,
+      {
+        key,
+      },
+    );
   }
 
   /** Marks the claim done and appends the record to the listable log, in one transaction. */
@@ -152,7 +157,7 @@ export class IngestionLog {
     return out;
   }
 
-  /** The record of one ingestion by id (or unique id prefix), or undefined. */
+  /** The record of one finished ingestion by its id, or undefined (unknown, or still in progress). */
   async get(id: string): Promise<IngestionRecord | undefined> {
     const item = await this.store.get({ pk: CLAIMS, sk: id });
     return (item?.data as unknown as EventClaim | undefined)?.record;
