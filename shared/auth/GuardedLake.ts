@@ -12,6 +12,7 @@ import { AirlockError, denied, invalid, isAirlockError } from '../errors/index.j
 import type { ImportOptions, ImportResult, Lake, QueryOptions, ReaderView } from '../lake/Lake.js';
 import type { ExecutionOptions, RunSummary, StartRunOptions } from '../pipeline/run/index.js';
 import type { CapScope, EffectiveCaps, QueryCaps, QueryResult, QuerySink, QueryStats } from '../query/index.js';
+import { type AuthApprovalExecutor, grantExecutor } from './approvalExecutors.js';
 import { AuthDirectory, checkName, checkRole, principalText } from './AuthDirectory.js';
 import { type AuthActor, Authority, parseScope, SCOPE_RIGHTS } from './Authority.js';
 import {
@@ -134,6 +135,14 @@ export class GuardedLake {
       });
       throw e;
     }
+  }
+
+  /**
+   * Executors of the gated actions besides merge, for the approvals service: `grant`
+   * (user, grant, row filter and mask changes requested by an admin's agent).
+   */
+  approvalExecutors(): { grant: AuthApprovalExecutor } {
+    return { grant: grantExecutor(this.directory) };
   }
 
   /** May this actor approve an action on `target`? (a person, never an agent, holding merge on it). */
