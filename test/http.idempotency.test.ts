@@ -16,6 +16,7 @@ import { IdempotencyKeys, type RunningServer, createHttpApp, listen } from '../s
 import { Lake } from '../shared/lake/Lake.js';
 import { lakeLocation } from '../shared/lake/openLake.js';
 import { tempDir } from './support/cli.js';
+import { type UrlCall, functionUrlEvent } from './support/functionUrlEvents.js';
 import { awsBackendEnv } from './support/emulators.js';
 import { useEmulators } from './support/useEmulators.js';
 
@@ -272,49 +273,7 @@ describe('IdempotencyKeys on the SQLite store', () => {
 });
 
 type Handler = typeof ApiHandler;
-const HOST = 'abcdefghijklmnopqrstuvwxyz012345.lambda-url.us-east-1.on.aws';
-
-/** A function-URL request event (payload format 2.0), as Lambda delivers it. */
-function urlEvent(call: {
-  method: string;
-  path: string;
-  query?: string;
-  headers?: Record<string, string>;
-  body?: string;
-  base64?: boolean;
-}) {
-  const now = new Date();
-  const query = call.query ?? '';
-  return {
-    version: '2.0',
-    routeKey: '$default',
-    rawPath: call.path,
-    rawQueryString: query,
-    headers: { host: HOST, 'x-forwarded-proto': 'https', ...(call.headers ?? {}) },
-    ...(query ? { queryStringParameters: Object.fromEntries(new URLSearchParams(query)) } : {}),
-    requestContext: {
-      accountId: 'anonymous',
-      apiId: HOST.split('.')[0] as string,
-      domainName: HOST,
-      domainPrefix: HOST.split('.')[0] as string,
-      http: {
-        method: call.method,
-        path: call.path,
-        protocol: 'HTTP/1.1',
-        sourceIp: '203.0.113.7',
-        userAgent: 'vitest',
-      },
-      requestId: randomUUID(),
-      routeKey: '$default',
-      stage: '$default',
-      time: now.toUTCString(),
-      timeEpoch: now.getTime(),
-    },
-    ...(call.body !== undefined
-      ? { body: call.base64 ? Buffer.from(call.body).toString('base64') : call.body, isBase64Encoded: !!call.base64 }
-      : { isBase64Encoded: false }),
-  } as unknown as Parameters<Handler>[0];
-}
+const urlEvent = (call: UrlCall) => functionUrlEvent<Parameters<Handler>[0]>(call);
 
 describe('Idempotency-Key through the api Lambda (function-URL events, DynamoDB Local + s3rver)', () => {
   let lake: Lake;

@@ -1,5 +1,6 @@
 /**
- * The HTTP write routes over real loopback HTTP on an embedded (SQLite) lake: each mirrors
+ * The HTTP write routes over real loopback HTTP on an embedded (SQLite) lake, and through
+ * the api Lambda handler with function-URL events on DynamoDB Local + s3rver: each mirrors
  * a CLI mutation and answers with its `--json` value; refusals get the statuses of the
  * one mapping in `shared/http/httpErrors.ts` and change nothing.
  */
@@ -16,8 +17,14 @@ import {
   errorResponse,
   listen,
 } from '../shared/http/index.js';
+import type { handler as ApiHandler } from '../functions/api.js';
+import { GuardedLake } from '../shared/auth/index.js';
 import { Lake } from '../shared/lake/Lake.js';
+import { lakeLocation } from '../shared/lake/openLake.js';
 import { tempDir } from './support/cli.js';
+import { awsBackendEnv } from './support/emulators.js';
+import { type UrlCall, functionUrlEvent } from './support/functionUrlEvents.js';
+import { useEmulators } from './support/useEmulators.js';
 
 const dir = tempDir('airlock-http-write-');
 let lake: Lake;
@@ -417,7 +424,165 @@ describe('the contract', () => {
           keyed: !!op.parameters?.some((p) => p.name === 'Idempotency-Key'),
         })),
     );
-    expect(mutations.length).toBe(10);
+    expect(mutations.map((m) => m.route)).toEqual(
+      expect.arrayContaining([
+        'post /v1/branches',
+        'delete /v1/branches/{name}',
+        'post /v1/tags',
+        'post /v1/tables/{table}/import',
+        'delete /v1/tables/{table}',
+        'post /v1/tables/{table}/columns',
+        'post /v1/merge',
+        'post /v1/revert',
+        'patch /v1/caps',
+        'post /v1/runs',
+      ]),
+    );
     expect(mutations.filter((m) => !m.keyed)).toEqual([]);
+  });
+});
+
+describe('every write route through the api Lambda (function-URL events, DynamoDB Local + s3rver)', () => {
+  type Handler = typeof ApiHandler;
+  let aws: Lake;
+  let handler: Handler;
+  let auth: Record<string, string>;
+
+  beforeAll(async () => {
+    const emulators = await useEmulators();
+    Object.assign(process.env, awsBackendEnv(emulators, 'airlock-write'));
+    aws = (await Lake.init(lakeLocation({}))).lake;
+    const me = { person: aws.owner };
+    auth = { authorization: `Bearer ${(await new GuardedLake(aws).createToken(me, {})).token}` };
+    await aws.stores.objects.put(
+      'pipelines/nightly/top.sql',
+      new TextEncoder().encode('-- output: ml.top\nSELECT id FROM raw.events WHERE amount >= 20\n'),
+    );
+    ({ handler } = await import('../functions/api.js'));
+  }, 300_000);
+
+  afterAll(() => aws?.close());
+
+  async function invoke(call: UrlCall & { json?: unknown }) {
+    const { json, ...rest } = call;
+    const event =
+      json === undefined
+        ? rest
+        : {
+            ...rest,
+            body: JSON.stringify(json),
+            headers: { 'content-type': 'application/json', ...(rest.headers ?? {}) },
+          };
+    const res = await handler(
+      functionUrlEvent<Parameters<Handler>[0]>({ ...event, headers: { ...auth, ...(event.headers ?? {}) } }),
+    );
+    return { status: res.statusCode, body: res.body ? JSON.parse(res.body) : undefined };
+  }
+  const awsHead = async (branch: string) => (await aws.catalog.head(branch)).commit;
+  const upload = (branch: string, content: string, extra = '') =>
+    invoke({
+      method: 'POST',
+      path: '/v1/tables/raw.events/import',
+      query: `branch=${branch}&format=csv${extra}`,
+      headers: { 'content-type': 'application/octet-stream' },
+      body: content,
+      base64: true,
+    });
+
+  it('creates, tags, imports (base64 body), evolves, merges, reverts, drops and deletes', async () => {
+    const created = await invoke({ method: 'POST', path: '/v1/branches', json: { name: 'dev' } });
+    expect(created).toEqual({ status: 200, body: { name: 'dev', head: await awsHead('main'), from: 'main' } });
+
+    const imported = await upload(
+      'dev',
+      csv([
+        [1, 10],
+        [2, 20],
+        [3, 30],
+      ]),
+      '&unique=id',
+    );
+    expect(imported.status).toBe(200);
+    expect(imported.body).toMatchObject({ table: 'raw.events', rows: 3, created: true, commit: await awsHead('dev') });
+
+    const tag = await invoke({ method: 'POST', path: '/v1/tags', json: { name: 'first', ref: 'dev' } });
+    expect(tag.body).toMatchObject({ name: 'first', commit: imported.body.commit });
+
+    const column = await invoke({
+      method: 'POST',
+      path: '/v1/tables/raw.events/columns',
+      json: { column: 'note', type: 'Utf8', branch: 'dev' },
+    });
+    expect(column.body).toEqual({ table: 'raw.events', column: 'note', type: 'Utf8', commit: await awsHead('dev') });
+
+    const dry = await invoke({
+      method: 'POST',
+      path: '/v1/merge',
+      json: { source: 'dev', into: 'main', dryRun: true },
+    });
+    expect(dry.status).toBe(200);
+    expect(await aws.catalog.listTables('main')).toEqual([]);
+    const merged = await invoke({ method: 'POST', path: '/v1/merge', json: { source: 'dev', into: 'main' } });
+    expect(merged.status).toBe(200);
+    expect((await aws.catalog.getTable('main', 'raw.events')).version.rowCount).toBe(3);
+
+    const reverted = await invoke({
+      method: 'POST',
+      path: '/v1/revert',
+      json: { commit: column.body.commit, branch: 'dev' },
+    });
+    expect(reverted.body).toEqual({ commit: await awsHead('dev'), branch: 'dev', reverted: column.body.commit });
+
+    const dropped = await invoke({ method: 'DELETE', path: '/v1/tables/raw.events', query: 'branch=dev' });
+    expect(dropped.body).toEqual({ table: 'raw.events', branch: 'dev', commit: await awsHead('dev') });
+    expect(await aws.catalog.listTables('dev')).toEqual([]);
+
+    const deleted = await invoke({ method: 'DELETE', path: '/v1/branches/dev' });
+    expect(deleted.body).toMatchObject({ name: 'dev', deleted: true });
+  });
+
+  it('sets caps and runs a pipeline folder from the lake bucket, then lists and shows the run', async () => {
+    const caps = await invoke({ method: 'PATCH', path: '/v1/caps', json: { caps: { maxRows: 1234 } } });
+    expect(caps.status).toBe(200);
+    expect(caps.body).toMatchObject({ caps: { maxRows: 1234 } });
+
+    await invoke({ method: 'POST', path: '/v1/branches', json: { name: 'nightly', from: 'main' } });
+    const run = await invoke({
+      method: 'POST',
+      path: '/v1/runs',
+      json: { pipeline: { prefix: 'pipelines/nightly/' }, branch: 'nightly' },
+    });
+    expect(run.status).toBe(200);
+    expect(run.body).toMatchObject({ status: 'succeeded', branch: 'nightly', published: true });
+    expect((await aws.catalog.getTable('nightly', 'ml.top')).version.rowCount).toBe(2);
+
+    const shown = await invoke({ method: 'GET', path: `/v1/runs/${run.body.runId}` });
+    expect(shown.body).toEqual(run.body);
+    const listed = await invoke({ method: 'GET', path: '/v1/runs' });
+    expect(listed.body.map((r: { runId: string }) => r.runId)).toContain(run.body.runId);
+  });
+
+  it('refuses a bad file (400), protected main (403) and a server path (400), changing nothing', async () => {
+    await invoke({ method: 'POST', path: '/v1/branches', json: { name: 'bad', from: 'main' } });
+    const before = await awsHead('bad');
+    const main = await awsHead('main');
+
+    const badFile = await upload('bad', 'id,amount\n1,not-a-number\n');
+    const duplicate = await upload('bad', csv([[1, 99]]));
+    const onMain = await upload('main', csv([[9, 90]]));
+    const serverPath = await invoke({
+      method: 'POST',
+      path: '/v1/runs',
+      json: { pipeline: { path: '/etc' }, branch: 'bad' },
+    });
+
+    expect([badFile.status, duplicate.status, onMain.status, serverPath.status]).toEqual([400, 400, 403, 400]);
+    expect(await awsHead('bad')).toBe(before);
+    expect(await awsHead('main')).toBe(main);
+    const dataFiles: string[] = [];
+    for await (const o of aws.stores.objects.list('data/raw/events/')) dataFiles.push(o.key);
+    expect(dataFiles).toEqual(
+      (await aws.catalog.getTable('main', 'raw.events')).version.files.map((f) => f.key).sort(),
+    );
   });
 });
