@@ -4,7 +4,7 @@ import { AirlockError, isAirlockError, isApprovalRequired } from '../shared/erro
 import { Lake } from '../shared/lake/Lake.js';
 import type { RowFormat } from '../shared/query/index.js';
 import { lakeLocation } from '../shared/lake/openLake.js';
-import { registerApprovalsCommands } from './commands/approvals.js';
+import { cliApprovals, registerApprovalsCommands } from './commands/approvals.js';
 import { registerAuditCommands } from './commands/audit.js';
 import { registerDoctorCommands } from './commands/doctor.js';
 import { approvalGate, registerAuthCommands } from './commands/auth.js';
@@ -554,6 +554,7 @@ export function buildProgram(): Command {
         actorFor: bearerActor(guard),
         // Runs start from a folder on this machine too, and go through the guard like every operation.
         pipelines: { allowLocalPaths: true, runs: guard },
+        approvals: await cliApprovals(ctx),
       });
       const server = await listen(withRequestScope(app), { port: o.port as number, host: o.host as string });
       process.stderr.write(

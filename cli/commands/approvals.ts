@@ -15,6 +15,11 @@ const STATUSES: readonly ApprovalStatus[] = ['pending', 'approved', 'executed', 
  * reject do not pass through the guard, so nothing is audited twice), merges executed,
  * the webhook told; who may approve beyond the fixed rules is the guard's rule.
  */
+/** The approvals service `airlock serve` offers under `/v1/approvals`, wired like the CLI's. */
+export async function cliApprovals(ctx: Context) {
+  return (await open(ctx)).approvals;
+}
+
 async function open(ctx: Context) {
   const { openApprovals } = await approvalsModule();
   const guard = (await ctx.guard()) as GuardedLake & {

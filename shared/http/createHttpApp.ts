@@ -1,8 +1,10 @@
 import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
+import type { Approvals } from '../approvals/index.js';
 import type { Actor } from '../catalog/index.js';
 import { AirlockError, invalid, notFound } from '../errors/index.js';
 import type { Lake, QueryOptions } from '../lake/Lake.js';
+import { registerApprovalRoutes } from './approvalRoutes.js';
 import { logEntryView, tableView } from './catalogViews.js';
 import { REQUEST_BYTES_CAP, errorResponse, httpStatusOf } from './httpErrors.js';
 import { IdempotencyKeys } from './idempotency.js';
@@ -41,6 +43,8 @@ export interface HttpAppOptions {
   maxUploadBytes?: number;
   /** How `POST /v1/runs` finds pipeline folders and runs code steps (default: object-store folders only, local sandboxes). */
   pipelines?: PipelineOptions;
+  /** The lake's approvals, served under `/v1/approvals` (absent: those routes answer NOT_FOUND saying so). */
+  approvals?: Approvals;
   /** How long a mutation's result answers a retry with the same `Idempotency-Key` (default 24 h). */
   idempotencyTtlMs?: number;
   /**
@@ -204,14 +208,16 @@ export function createHttpApp(options: HttpAppOptions) {
     return jsonResponse(await lake.catalog.diff(from, to));
   });
 
+  const keys = new IdempotencyKeys(lake.stores.store, lake.stores.objects, {
+    ...(options.idempotencyTtlMs ? { ttlMs: options.idempotencyTtlMs } : {}),
+  });
   registerMutationRoutes(app, {
     lake,
-    keys: new IdempotencyKeys(lake.stores.store, lake.stores.objects, {
-      ...(options.idempotencyTtlMs ? { ttlMs: options.idempotencyTtlMs } : {}),
-    }),
+    keys,
     maxUploadBytes: options.maxUploadBytes ?? DEFAULT_MAX_UPLOAD_BYTES,
     pipelines: options.pipelines ?? {},
   });
+  registerApprovalRoutes(app, { approvals: options.approvals, keys });
 
   return app;
 }

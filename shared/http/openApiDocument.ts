@@ -420,6 +420,55 @@ export const OPENAPI_DOCUMENT = {
         responses: { '200': jsonOk('The run', ref('RunSummary')), ...readErrors },
       },
     },
+    '/v1/approvals': {
+      get: {
+        operationId: 'listApprovals',
+        summary: 'Approval requests, newest first (as `airlock approvals list --json`)',
+        parameters: [
+          {
+            name: 'status',
+            in: 'query',
+            required: false,
+            schema: { type: 'string', enum: ['pending', 'approved', 'executed', 'rejected', 'void', 'failed'] },
+          },
+        ],
+        responses: { '200': jsonOk('The approvals', { type: 'array', items: ref('Approval') }), ...readErrors },
+      },
+    },
+    '/v1/approvals/{id}': {
+      get: {
+        operationId: 'showApproval',
+        summary: 'One approval: what it is bound to and its exact diff (as `airlock approvals show --json`)',
+        parameters: [pathParameter('id', 'The approval id (12 hex characters)')],
+        responses: { '200': jsonOk('The approval', ref('Approval')), ...readErrors },
+      },
+    },
+    '/v1/approvals/{id}/approve': {
+      post: {
+        operationId: 'approve',
+        summary: 'Approve and execute, exactly once (as `airlock approvals approve --json`)',
+        description:
+          "The approver is the bearer token's actor: never an agent, never the requester's person (403). When " +
+          'either side moved since the request the approval becomes `void` and the answer (409) says what moved. ' +
+          'Approving an executed approval again answers it unchanged.',
+        parameters: [pathParameter('id', 'The approval id'), idempotencyKeyParameter],
+        responses: { '200': jsonOk('The executed approval, with its result', ref('Approval')), ...writeErrors },
+      },
+    },
+    '/v1/approvals/{id}/reject': {
+      post: {
+        operationId: 'reject',
+        summary: 'Reject a pending approval with a reason (as `airlock approvals reject --json`)',
+        parameters: [pathParameter('id', 'The approval id'), idempotencyKeyParameter],
+        requestBody: jsonBody({
+          type: 'object',
+          required: ['reason'],
+          properties: { reason: { type: 'string', minLength: 1 } },
+          additionalProperties: false,
+        }),
+        responses: { '200': jsonOk('The rejected approval', ref('Approval')), ...writeErrors },
+      },
+    },
   },
   components: {
     schemas: {
@@ -448,6 +497,38 @@ export const OPENAPI_DOCUMENT = {
               details: { type: 'object', additionalProperties: true },
             },
           },
+        },
+      },
+      Approval: {
+        type: 'object',
+        required: [
+          'id',
+          'action',
+          'target',
+          'params',
+          'binding',
+          'hash',
+          'summary',
+          'requester',
+          'status',
+          'createdAt',
+        ],
+        properties: {
+          id: { type: 'string' },
+          action: { type: 'string', enum: ['merge', 'grant', 'delete', 'unmask', 'export'] },
+          target: { type: 'string' },
+          params: { type: 'object' },
+          binding: { type: 'object', additionalProperties: { type: 'string' } },
+          hash: { type: 'string', description: 'SHA-256 of (action, target, params, binding)' },
+          summary: { type: 'string' },
+          diff: {},
+          requester: { type: 'object', properties: { person: { type: 'string' }, agent: { type: 'string' } } },
+          status: { type: 'string', enum: ['pending', 'approved', 'executed', 'rejected', 'void', 'failed'] },
+          reason: { type: 'string' },
+          decidedBy: { type: 'object', properties: { person: { type: 'string' } } },
+          result: { type: 'object' },
+          createdAt: { type: 'string', format: 'date-time' },
+          decidedAt: { type: 'string', format: 'date-time' },
         },
       },
       AwaitingApproval: {
