@@ -117,7 +117,7 @@ export class AirlockStack extends Stack {
   constructor(scope: Construct, id: string, props: AirlockStackProps = {}) {
     super(scope, id, props);
     const concurrency = { ...DEFAULT_CONCURRENCY, ...props.concurrency };
-    const ingestGate = props.ingest?.gate ?? 'none';
+    const ingestGate = props.ingest?.gate ?? 'protected';
     if (ingestGate !== 'none' && ingestGate !== 'protected') {
       throw new Error(`airlock:ingestGate must be none or protected, got ${String(ingestGate)}`);
     }

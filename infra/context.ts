@@ -12,7 +12,7 @@ import type { AirlockConcurrency, AirlockStackProps } from './AirlockStack.js';
  * | `airlock:protectedBranches` | list (or comma-separated) of branches / `prefix*` patterns |
  * | `airlock:concurrency` | `{"api":20,"runner":4,"stepExecutor":20,"ingest":4}` (object or JSON text), partial allowed |
  * | `airlock:ingestTarget` | the branch S3 uploads under `landing/` merge into (default `main`) |
- * | `airlock:ingestGate` | `protected`: an ingestion into a protected branch waits for approval; `none` (default) merges |
+ * | `airlock:ingestGate` | `protected` (default): an ingestion into a protected branch waits for approval; `none` merges |
  * | `airlock:auditRetentionDays` | Object Lock retention of audit anchors, days |
  * | `airlock:logRetentionDays` | log retention, one of CloudWatch's allowed values (e.g. 30, 365) |
  *

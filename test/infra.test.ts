@@ -285,7 +285,7 @@ describe('AirlockStack (synthesized template)', () => {
         AIRLOCK_BACKEND: 'aws',
         AIRLOCK_BUCKET: { Ref: id(stack.lakeBucket) },
         AIRLOCK_INGEST_TARGET: 'main',
-        AIRLOCK_INGEST_GATE: 'none',
+        AIRLOCK_INGEST_GATE: 'protected',
         AIRLOCK_INGEST_PERSON: 'ingest',
       },
     });

@@ -13,7 +13,8 @@ export interface IngestConfig {
 /**
  * Reads ingestion settings from the environment: `AIRLOCK_INGEST_TARGET` (branch, default
  * `main`), `AIRLOCK_INGEST_PERSON` (the service person it acts as, default `ingest`),
- * `AIRLOCK_INGEST_GATE` (`none` | `protected`, default `none`) and, for `airlock serve`,
+ * `AIRLOCK_INGEST_GATE` (`protected` | `none`, default `protected`: an upload into a
+ * protected branch waits for a person's approval, as any boundary-crossing change does) and, for `airlock serve`,
  * `AIRLOCK_INGEST_POLL_MS` (default 2000; `0` turns the local poller off).
  */
 export function ingestConfigFromEnv(env: NodeJS.ProcessEnv = process.env): IngestConfig {
@@ -23,7 +24,7 @@ export function ingestConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Inges
   if (!/^[A-Za-z0-9_.@-]{1,64}$/.test(person)) {
     throw invalid(`AIRLOCK_INGEST_PERSON '${person.slice(0, 80)}' is not a valid person name`);
   }
-  const gate = env.AIRLOCK_INGEST_GATE || 'none';
+  const gate = env.AIRLOCK_INGEST_GATE || 'protected';
   if (gate !== 'none' && gate !== 'protected') {
     throw invalid(`AIRLOCK_INGEST_GATE must be none or protected, got '${gate.slice(0, 40)}'`);
   }
