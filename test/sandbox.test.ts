@@ -387,6 +387,30 @@ describe.runIf(process.platform === 'linux')('sandbox: a pool of ready processes
     }
   }, 120_000);
 
+  it.runIf(process.getuid?.() === 0)(
+    'a waiting process starts at the lowest CPU priority and its step runs at the normal one',
+    async () => {
+      const pool = new SandboxPool({ size: 1, limits });
+      try {
+        await pool.ready();
+        const [waiting] = pool.idlePids();
+        // Field 19 of /proc/<pid>/stat is the niceness (after the command in parentheses).
+        const stat = await readFile(`/proc/${waiting}/stat`, 'utf8');
+        expect(Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16])).toBe(19);
+        const step = startCodeStep(await bundle('priority.mjs', NO_DENY), limits, pool);
+        try {
+          const r = await step.run({}, {});
+          expect(r.output.getChild('nice')?.get(0)).toBe(0);
+        } finally {
+          await step.dispose();
+        }
+      } finally {
+        await pool.close();
+      }
+    },
+    120_000,
+  );
+
   it('a pooled process reads its own bundle and nothing else: not another bundle, the cache, /etc/passwd or its folder', async () => {
     const pool = new SandboxPool({ size: 1, limits });
     try {

@@ -146,7 +146,7 @@ export class SandboxPool {
           this.prune();
           if (this.idle.length >= this.size) return;
           const profile = this.profile;
-          const idle = await spawnIdleSandbox(profile, await sandboxRuntime());
+          const idle = await spawnIdleSandbox(profile, await sandboxRuntime(), { background: true });
           if (this.closed || this.profile !== profile) {
             await idle.dispose();
             continue;

@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import type { Duplex } from 'node:stream';
-import { chmod, copyFile, link, mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { chmod, copyFile, link, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { setPriority, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { type ControlMessage, encodeRequest, type SandboxMode } from './protocol.js';
@@ -72,6 +72,47 @@ function killGroup(pid: number | undefined): void {
     } catch {
       /* already gone */
     }
+  }
+}
+
+/** The pids of a process and its descendants (Linux; just the pid elsewhere). */
+async function processTree(pid: number): Promise<number[]> {
+  const out: number[] = [];
+  const stack = [pid];
+  for (let guard = 0; stack.length > 0 && guard < 64; guard++) {
+    const p = stack.pop() as number;
+    out.push(p);
+    const kids = await readFile(`/proc/${p}/task/${p}/children`, 'utf8').catch(() => '');
+    for (const k of kids.split(' ')) if (k.trim()) stack.push(Number(k));
+  }
+  return out;
+}
+
+/**
+ * Whether waiting processes can start at the lowest CPU priority and be raised back when
+ * bound: lowering a niceness needs root (CAP_SYS_NICE), so elsewhere they start at normal
+ * priority rather than leave a step running at the lowest.
+ */
+const CAN_RAISE_PRIORITY =
+  process.platform === 'linux' && typeof process.getuid === 'function' && process.getuid() === 0;
+
+/**
+ * Restores the normal CPU priority of a process tree: the root first (so a child it forks
+ * from now on inherits it), then every thread of every process in it (Linux priorities
+ * are per thread).
+ */
+async function normalPriority(root: number): Promise<void> {
+  const set = (id: number) => {
+    try {
+      setPriority(id, 0);
+    } catch {
+      /* gone already */
+    }
+  };
+  set(root);
+  for (const pid of await processTree(root)) {
+    const tids = await readdir(`/proc/${pid}/task`).catch(() => [String(pid)]);
+    for (const tid of tids) set(Number(tid));
   }
 }
 
@@ -198,6 +239,7 @@ function bootstrap(script: string, runtimeKey: string | undefined): string {
 export async function spawnIdleSandbox(
   profile: SandboxProfile,
   preload?: { key: string; source: string },
+  options: { background?: boolean } = {},
 ): Promise<IdleSandbox> {
   const spawnedAt = performance.now();
   const isolation = await isolationSupport();
@@ -218,7 +260,14 @@ export async function spawnIdleSandbox(
   // orphaned step that spins is still killed by the kernel.
   const cpuSeconds = Math.ceil(profile.timeoutMs / 1000) * 2 + 5;
   const rlimit = isolation.cpuLimit ? ['prlimit', `--cpu=${cpuSeconds}:${cpuSeconds + 2}`, '--'] : [];
-  const [cmd, ...args] = [...rlimit, ...isolation.prefix, process.execPath, ...nodeArgs] as [string, ...string[]];
+  // A process spawned ahead for a pool starts at the lowest CPU priority, so its start-up
+  // takes only CPU that running steps leave; binding it restores the normal priority.
+  const background = options.background === true && CAN_RAISE_PRIORITY;
+  const nice = background ? ['nice', '-n', '19'] : [];
+  const [cmd, ...args] = [...nice, ...rlimit, ...isolation.prefix, process.execPath, ...nodeArgs] as [
+    string,
+    ...string[],
+  ];
   const child = spawn(cmd, args, {
     cwd,
     env: {}, // no credentials, tokens or paths from the parent
@@ -448,6 +497,7 @@ export async function spawnIdleSandbox(
       // systems), readable by the step's uid although the bundle cache is private.
       await link(bundleFile, script).catch(() => copyFile(bundleFile, script));
       await chmod(script, 0o644);
+      if (background && child.pid !== undefined) await normalPriority(child.pid);
       channel.end('g');
       return boundProcess;
     },
