@@ -160,6 +160,8 @@ export class AuthDirectory {
   }
 
   // ------------------------------------------------------------ grants
+  // A grant's key is `grant#<person>#<id>`: a person's grants are one prefix read, whatever
+  // the number of grants in the lake (every request reads them).
   async addGrant(person: string, grant: Grant, createdBy: string): Promise<StoredGrant> {
     const stored: StoredGrant = {
       ...grant,
@@ -168,23 +170,28 @@ export class AuthDirectory {
       created: this.time(),
       createdBy,
     };
-    await this.store.put({ pk: AUTH_PARTITION, sk: GRANT + stored.id, data: { ...stored } }, { kind: 'absent' });
+    await this.store.put(
+      { pk: AUTH_PARTITION, sk: grantKey(person, stored.id), data: { ...stored } },
+      { kind: 'absent' },
+    );
     return stored;
   }
 
   async grants(person?: string): Promise<StoredGrant[]> {
-    const all = (await this.all(GRANT)).map((i) => i.data as unknown as StoredGrant);
-    return person === undefined ? all : all.filter((g) => g.person === person);
+    const items = await this.all(person === undefined ? GRANT : `${GRANT}${person}#`);
+    return items.map((i) => i.data as unknown as StoredGrant);
   }
 
+  /** One grant by id (a scan of the grants: only grant changes look grants up by id). */
   async grant(id: string): Promise<StoredGrant | undefined> {
-    const item = await this.store.get({ pk: AUTH_PARTITION, sk: GRANT + id });
-    return item ? (item.data as unknown as StoredGrant) : undefined;
+    return (await this.grants()).find((g) => g.id === id);
   }
 
   async removeGrant(id: string): Promise<void> {
+    const g = await this.grant(id);
+    if (!g) throw notFound(`no grant with id '${id}' (airlock grant list)`, { grant: id });
     await this.store.transact([
-      { op: 'delete', key: { pk: AUTH_PARTITION, sk: GRANT + id }, condition: { kind: 'exists' } },
+      { op: 'delete', key: { pk: AUTH_PARTITION, sk: grantKey(g.person, id) }, condition: { kind: 'exists' } },
     ]);
   }
 
@@ -248,6 +255,10 @@ export class AuthDirectory {
 function tokenInfo(record: TokenRecord): TokenInfo {
   const { hash: _hash, ...info } = record;
   return info;
+}
+
+function grantKey(person: string, id: string): string {
+  return `${GRANT}${person}#${id}`;
 }
 
 function rowsKey(table: string, principal: Principal): string {

@@ -53,10 +53,37 @@ export interface ReaderPolicy {
  * role. A person unknown to the lake (and not the owner) holds nothing.
  */
 export class Authority {
+  /**
+   * Standings and reader settings read within the last `cacheMs` (default 1 s): one request
+   * asks for them several times, a server asks for them on every request. Changes made
+   * through this process clear the cache at once ({@link forget}); changes made by another
+   * process are seen within `cacheMs`. Tokens are never cached: a revocation holds at once.
+   */
+  private readonly cache = new Map<string, { at: number; value: Promise<unknown> }>();
+  private readonly cacheMs: number;
+
   constructor(
     readonly directory: AuthDirectory,
     readonly owner: string,
-  ) {}
+    options: { cacheMs?: number } = {},
+  ) {
+    this.cacheMs = options.cacheMs ?? 1000;
+  }
+
+  /** Forgets every cached standing and reader setting (after a grant change). */
+  forget(): void {
+    this.cache.clear();
+  }
+
+  private cached<T>(key: string, read: () => Promise<T>): Promise<T> {
+    const now = Date.now();
+    const hit = this.cache.get(key);
+    if (hit && now - hit.at < this.cacheMs) return hit.value as Promise<T>;
+    const value = read();
+    this.cache.set(key, { at: now, value });
+    value.catch(() => this.cache.delete(key));
+    return value;
+  }
 
   /** The actor behind a presented token (DENIED for malformed, unknown, expired, revoked tokens). */
   async authenticate(token: string): Promise<AuthActor> {
@@ -70,7 +97,11 @@ export class Authority {
   }
 
   /** The person's role and grants. */
-  async standing(person: string): Promise<Standing> {
+  standing(person: string): Promise<Standing> {
+    return this.cached(`standing#${person}`, () => this.readStanding(person));
+  }
+
+  private async readStanding(person: string): Promise<Standing> {
     const owner = person === this.owner;
     const [record, grants] = await Promise.all([this.directory.person(person), this.directory.grants(person)]);
     const role: Role | undefined = owner ? 'admin' : record?.role;
@@ -145,7 +176,10 @@ export class Authority {
     tables: ReadonlyArray<{ name: string; schema: TableSchema }>,
   ): Promise<ReaderPolicy> {
     const s = await this.standing(actor.person);
-    const [filters, settings] = await Promise.all([this.directory.rowFilters(), this.directory.settings()]);
+    const [filters, settings] = await Promise.all([
+      this.cached('rowFilters', () => this.directory.rowFilters()),
+      this.cached('settings', () => this.directory.settings()),
+    ]);
     const policy: ReaderPolicy = { readable: new Set(), masks: {}, rowFilters: {}, maskKey: settings.maskKey };
     for (const t of tables) {
       if (!(await this.canTable(actor, 'read', t.name, s))) continue;

@@ -980,6 +980,8 @@ export class GuardedLake {
       await this.audit.append({ ...base, outcome: outcomeOf(e), details: { ...extra, error: errorText(e) } });
       throw e;
     }
+    // A change to people, grants or reader policies holds for the very next request.
+    if (/^(user|grant|policy)\./.test(action)) this.authority.forget();
     await this.audit.append({ ...base, outcome: 'ok', details: { ...extra, ...(summarize ? summarize(result) : {}) } });
     return result;
   }
@@ -987,7 +989,8 @@ export class GuardedLake {
   /** Unknown people (neither the owner nor added) hold nothing. */
   private async known(actor: AuthActor, decide: () => Promise<Decision>): Promise<Decision> {
     if (typeof actor?.person !== 'string' || actor.person === '') return deny('no acting person');
-    if (actor.person !== this.lake.owner && !(await this.directory.person(actor.person))) {
+    const standing = await this.authority.standing(actor.person);
+    if (!standing.owner && standing.role === undefined) {
       return deny(`'${actor.person}' is not a person of this lake (airlock user add)`);
     }
     return decide();
