@@ -36,8 +36,9 @@ export interface PooledSandboxProcess extends SandboxProcess {
  * the trusted runtime (harness + apache-arrow, see `sandboxRuntime`) and waits;
  * {@link acquire} binds it to one step's bundle — the bundle is linked to the one path the
  * process may read — and hands it out for good: it serves that step and exits, and is
- * never returned to the pool. The pool then spawns a replacement, one at a time, so at
- * most `size` processes wait. {@link close} kills the waiting ones; handed-out processes
+ * never returned to the pool. When that step is over the pool spawns replacements, one
+ * at a time, at the lowest CPU priority, so at most `size` processes wait and their
+ * start-up takes no CPU from steps on their critical path. {@link close} kills the waiting ones; handed-out processes
  * belong to their acquirer, who disposes them.
  *
  * @example
@@ -93,7 +94,8 @@ export class SandboxPool {
   /**
    * A sandbox process bound to `bundleFile`: a waiting one from the pool when one was
    * spawned for these limits, else a new one (the pool adopts these limits for its next
-   * processes). Either way the bundle starts loading now and the pool refills behind it.
+   * processes). Either way the bundle starts loading now; the pool refills once the step
+   * has run (or the process is disposed).
    */
   async acquire(bundleFile: string, limits: SandboxLimits): Promise<PooledSandboxProcess> {
     if (this.closed) throw new Error('the sandbox pool is closed');
@@ -108,14 +110,37 @@ export class SandboxPool {
       const stale = this.idle.splice(0);
       void Promise.all(stale.map((p) => p.dispose()));
     }
-    this.fill();
     const pooled = chosen !== undefined;
-    const idle = chosen ?? (await spawnIdleSandbox(wanted));
+    // The pool refills once this step is over, not now: spawning forks this process, and
+    // a start-up would compete with the step for the CPU while it is on the critical path.
+    const refill = () => this.fill();
+    let idle: IdleSandbox;
+    try {
+      idle = chosen ?? (await spawnIdleSandbox(wanted));
+    } catch (e) {
+      refill();
+      throw e;
+    }
     try {
       const bound = await idle.bind(bundleFile, limits);
-      return { pid: bound.pid, send: bound.send.bind(bound), dispose: bound.dispose.bind(bound), pooled };
+      return {
+        pid: bound.pid,
+        pooled,
+        async send(mode, params, inputs) {
+          try {
+            return await bound.send(mode, params, inputs);
+          } finally {
+            refill();
+          }
+        },
+        async dispose() {
+          await bound.dispose();
+          refill();
+        },
+      };
     } catch (e) {
       await idle.dispose();
+      refill();
       throw e;
     }
   }
