@@ -129,10 +129,10 @@ describe('approving', () => {
     const { approvals } = openApprovals(lake, { audit });
     const approval = await requestMerge(lake, approvals);
 
-    const done = await approvals.approve(bob, approval.id);
+    const done = await approvals.approve({ ...bob, tokenId: 'tok1', scopes: ['*'] } as Actor, approval.id);
 
     expect(done.status).toBe('executed');
-    expect(done.decidedBy).toEqual(bob);
+    expect(done.decidedBy).toEqual(bob); // the token id and scopes of the approver's request are not kept
     const head = await lake.catalog.resolve('main');
     expect(done.result).toMatchObject({ status: 'merged', commit: head.commit.id });
     expect(head.commit.parents).toEqual([approval.binding.targetHead, approval.binding.sourceCommit]);

@@ -115,6 +115,10 @@ function checkActor(actor: Actor, role: string): void {
   if (typeof actor?.person !== 'string' || actor.person === '') throw invalid(`the ${role} must be a person`);
 }
 
+/** Just the person and agent: callers may pass richer actors (token id, scopes) that an approval must not keep. */
+const bare = (actor: Actor): Actor =>
+  actor.agent ? { person: actor.person, agent: actor.agent } : { person: actor.person };
+
 /**
  * Approval requests for boundary-crossing actions, kept in the lake's {@link CatalogStore}
  * (SQLite, DynamoDB or memory alike):
@@ -194,9 +198,7 @@ export class Approvals {
         id: randomBytes(6).toString('hex'),
         ...checked,
         hash,
-        requester: requester.agent
-          ? { person: requester.person, agent: requester.agent }
-          : { person: requester.person },
+        requester: bare(requester),
         status: 'pending',
         createdAt: this.now().toISOString(),
       };
@@ -290,9 +292,9 @@ export class Approvals {
           const claimed: Approval = {
             ...approval,
             status: 'approved',
-            decidedBy: approver,
+            decidedBy: bare(approver),
             decidedAt: this.now().toISOString(),
-            claim: { by: approver, at: this.now().toISOString() },
+            claim: { by: bare(approver), at: this.now().toISOString() },
           };
           if (!(await this.cas(stored, claimed))) continue; // another approver won: follow what they did
           await this.record(approver, 'approval.approve', claimed, 'approved', {});
@@ -333,7 +335,7 @@ export class Approvals {
         ...stored.approval,
         status: 'rejected',
         reason: reason.slice(0, MAX_TEXT),
-        decidedBy: approver,
+        decidedBy: bare(approver),
         decidedAt: this.now().toISOString(),
       };
       if (!(await this.cas(stored, rejected))) continue;
@@ -427,7 +429,7 @@ export class Approvals {
       await this.voidApproval(stored, approver, moved);
       return this.approve(approver, stored.approval.id);
     }
-    const reclaimed: Approval = { ...stored.approval, claim: { by: approver, at: this.now().toISOString() } };
+    const reclaimed: Approval = { ...stored.approval, claim: { by: bare(approver), at: this.now().toISOString() } };
     if (!(await this.cas(stored, reclaimed))) return this.approve(approver, stored.approval.id);
     return this.execute({ approval: reclaimed, v: stored.v + 1 }, approver, executor);
   }
