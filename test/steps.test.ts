@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isAirlockError } from '../shared/errors/index.js';
+import { describedFile } from '../shared/pipeline/sandbox/bundleStep.js';
 import {
   describeCodeStep,
   findStepFiles,
@@ -152,7 +153,9 @@ describe('code steps', () => {
       await writeFile(file, source('ml.first'));
       const first = await describeCodeStep(file, { cacheDir });
       expect(first.output).toBe('ml.first');
-      const kept = first.bundle.file.replace(/\.mjs$/, '.describe.json');
+      // Kept under the SHA-256 of the bundle's bytes, beside it.
+      const kept = await describedFile(first.bundle.file);
+      expect(kept).toMatch(/describe-[0-9a-f]{64}\.json$/);
       // Edit the kept declaration: if the next describe used it, no sandbox ran the code.
       await writeFile(kept, JSON.stringify({ output: 'ml.kept', inputs: {}, hasRun: true }));
       expect((await describeCodeStep(file, { cacheDir })).output).toBe('ml.kept');
