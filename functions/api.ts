@@ -25,7 +25,18 @@ function app(): Promise<HttpApp> {
       const guard: GuardedLake = new GuardedLake(lake, { approvals });
       approvals.register('grant', grantExecutor(guard.directory));
       // Runs go through the guard too; pipeline folders come from the lake bucket only (no server paths).
-      return createHttpApp({ lake: guardedHttpLake(guard), actorFor: bearerActor(guard), pipelines: { runs: guard } });
+      // Decisions under /v1/approvals: the approver is the bearer token's actor, and the
+      // service audits them itself (they do not pass through the guard).
+      const { approvals: decisions } = openApprovals(lake, {
+        mayApprove: (approver, approval) => guard.mayApprove(approver, approval.target, approval.action),
+        executors: guard.approvalExecutors(),
+      });
+      return createHttpApp({
+        lake: guardedHttpLake(guard),
+        actorFor: bearerActor(guard),
+        pipelines: { runs: guard },
+        approvals: decisions,
+      });
     },
     (error: unknown) => {
       opened = undefined;

@@ -1,16 +1,23 @@
 /**
  * Approvals over HTTP (`/v1/approvals`, mirroring `airlock approvals --json`): the approver
  * is the request's actor, agents are refused, approve executes once and honours
- * `Idempotency-Key`. The Hono app in process over an embedded SQLite lake.
+ * `Idempotency-Key`. The Hono app in process over an embedded SQLite lake, and the api
+ * Lambda's handler over DynamoDB Local + s3rver.
  */
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { type Approval, openApprovals, prepareMergeApproval } from '../shared/approvals/index.js';
 import type { Actor } from '../shared/catalog/index.js';
+import { AuditLog } from '../shared/audit/index.js';
+import { GuardedLake } from '../shared/auth/index.js';
 import { createHttpApp, REPLAYED_HEADER } from '../shared/http/index.js';
 import { Lake } from '../shared/lake/Lake.js';
+import { lakeLocation } from '../shared/lake/openLake.js';
 import { overwrite } from './support/catalogFixtures.js';
 import { tempDir } from './support/cli.js';
+import { awsBackendEnv } from './support/emulators.js';
+import { functionUrlEvent } from './support/functionUrlEvents.js';
+import { useEmulators } from './support/useEmulators.js';
 
 const bot: Actor = { person: 'dana', agent: 'bot' };
 const SOURCE = 'agent/bot/fix';
@@ -106,4 +113,41 @@ describe('/v1/approvals', () => {
     const late = await call('POST', `/v1/approvals/${approval.id}/approve`, { person: 'bob' });
     expect(late.status).toBe(409);
   });
+});
+
+describe('/v1/approvals through the api Lambda (DynamoDB Local + s3rver)', () => {
+  it('lists and approves with the bearer token of a person, auditing the decision', async () => {
+    const emulators = await useEmulators();
+    const saved = { ...process.env };
+    Object.assign(process.env, awsBackendEnv(emulators, 'airlock-apprl'));
+    try {
+      const { lake } = await Lake.init(lakeLocation({}));
+      lakes.push(lake);
+      await lake.catalog.createBranch(SOURCE, 'main', bot);
+      await lake.catalog.commit(SOURCE, [overwrite('raw.events', null, 5)], { actor: bot, message: 'add' });
+      const { approvals } = openApprovals(lake, { audit: false });
+      const approval = await approvals.request(bot, await prepareMergeApproval(lake.catalog, bot, SOURCE, 'main'));
+      const owner = { person: lake.owner };
+      const token = (await new GuardedLake(lake).createToken(owner, {})).token;
+      const { handler } = await import('../functions/api.js');
+      const call = async (method: string, path: string) => {
+        const r = await handler(functionUrlEvent({ method, path, headers: { authorization: `Bearer ${token}` } }));
+        const text = r.isBase64Encoded ? Buffer.from(r.body, 'base64').toString('utf8') : r.body;
+        return { status: r.statusCode, body: JSON.parse(text) };
+      };
+
+      const listed = await call('GET', '/v1/approvals');
+      const approved = await call('POST', `/v1/approvals/${approval.id}/approve`);
+
+      expect(listed.body.map((a: Approval) => a.id)).toEqual([approval.id]);
+      expect(approved.body).not.toHaveProperty("error");
+      expect(approved.status).toBe(200);
+      expect(approved.body).toMatchObject({ status: 'executed', decidedBy: owner, result: { status: 'merged' } });
+      expect((await lake.catalog.head('main')).commit).toBe(approved.body.result.commit);
+      const decided = await new AuditLog(lake.stores.store, lake.stores.objects).log({ action: 'approval.approve' });
+      expect(decided.map((e) => [e.person, e.outcome])).toEqual([[owner.person, 'approved']]);
+    } finally {
+      process.env = saved;
+    }
+  }, 300_000);
 });

@@ -873,7 +873,7 @@ export class Catalog {
   private async writeEvent(p: PreparedEvent, head: BranchEvent): Promise<void> {
     const previous = await this.durability(head.commit as string, head);
     const before: Durability = {
-      ops: [...previous.ops, ...p.needs.ops],
+      ops: uniqueDocOps([...previous.ops, ...p.needs.ops]),
       commits: [...previous.commits, ...p.needs.commits],
     };
     const inline = this.writes === 'inline' && p.inlineable ? Documents.inline(p.docs) : undefined;
@@ -899,7 +899,10 @@ export class Catalog {
       );
       return;
     }
-    const docOps = [...before.ops, ...p.docs.map((d) => d.op)];
+    // A merge that records the source's tree unchanged (noFastForward onto an unchanged
+    // target) puts the same tree item as the source's durability writes: once is enough,
+    // and a transaction may touch an item only once.
+    const docOps = uniqueDocOps([...before.ops, ...p.docs.map((d) => d.op)]);
     const control: WriteOp[] = [BranchLog.appendOp(p.event), ...p.extra];
     if (docOps.length + control.length <= MAX_TRANSACTION_ITEMS) {
       const all = [...docOps, ...control];
@@ -1256,6 +1259,21 @@ interface PreparedEvent {
   needs: Durability;
   /** True when the documents may travel inline in the log item. */
   inlineable: boolean;
+}
+
+/**
+ * Document puts with each item once (the first kept). Documents are content-addressed, so
+ * two puts of one key carry the same body; DynamoDB refuses a transaction naming an item twice.
+ */
+function uniqueDocOps(ops: readonly WriteOp[]): WriteOp[] {
+  const seen = new Set<string>();
+  return ops.filter((op) => {
+    const key = op.op === 'put' ? op.item : op.key;
+    const id = `${key.pk}\u0000${key.sk}`;
+    if (seen.has(id)) return false;
+    seen.add(id);
+    return true;
+  });
 }
 
 /** A deterministic `ClientRequestToken` for a transaction: equal operations, equal token; others differ. */
