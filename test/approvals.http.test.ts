@@ -140,7 +140,7 @@ describe('/v1/approvals through the api Lambda (DynamoDB Local + s3rver)', () =>
       const approved = await call('POST', `/v1/approvals/${approval.id}/approve`);
 
       expect(listed.body.map((a: Approval) => a.id)).toEqual([approval.id]);
-      expect(approved.body).not.toHaveProperty("error");
+      expect(approved.body).not.toHaveProperty('error');
       expect(approved.status).toBe(200);
       expect(approved.body).toMatchObject({ status: 'executed', decidedBy: owner, result: { status: 'merged' } });
       expect((await lake.catalog.head('main')).commit).toBe(approved.body.result.commit);
