@@ -558,6 +558,7 @@ describe.runIf(process.platform === 'linux')('sandbox: a pool of ready processes
     expect(pool.idleCount).toBe(0);
     expect(await liveSandboxes()).toEqual([]);
     await expect(pool.acquire(b.file, limits)).rejects.toThrow(/closed/);
+    expect(() => new SandboxPool({ size: 0 })).toThrow(/positive integer/);
   }, 180_000);
 });
 

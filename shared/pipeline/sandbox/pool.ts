@@ -1,3 +1,4 @@
+import { AirlockError, invalid } from '../../errors/index.js';
 import {
   DEFAULT_SANDBOX_LIMITS,
   type IdleSandbox,
@@ -56,7 +57,7 @@ export class SandboxPool {
 
   constructor(options: SandboxPoolOptions) {
     if (!Number.isInteger(options.size) || options.size < 1) {
-      throw new RangeError(`sandbox pool size must be a positive integer, not ${options.size}`);
+      throw invalid(`sandbox pool size must be a positive integer, not ${options.size}`);
     }
     this.size = options.size;
     if (options.limits) {
@@ -98,7 +99,7 @@ export class SandboxPool {
    * has run (or the process is disposed).
    */
   async acquire(bundleFile: string, limits: SandboxLimits): Promise<PooledSandboxProcess> {
-    if (this.closed) throw new Error('the sandbox pool is closed');
+    if (this.closed) throw new AirlockError('INTERNAL', 'the sandbox pool is closed');
     const wanted = profileOf(limits);
     this.prune();
     let chosen: IdleSandbox | undefined;
