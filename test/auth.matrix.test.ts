@@ -79,6 +79,13 @@ const ACTIONS: Action[] = [
     run: (a) => guard.runPipeline(a, { pipelineDir, branch: ownBranch(a) }),
     expect: row('A D A A A A A'),
   },
+  {
+    // An agent's run into a protected branch executes, then its publish waits for a person.
+    name: 'run pipeline into main',
+    audited: 'run',
+    run: (a) => guard.runPipeline(a, { pipelineDir, branch: 'main' }),
+    expect: row('A D D A A D P'),
+  },
 ];
 
 function row(text: string): Record<ActorName, Expect> {
@@ -131,7 +138,12 @@ describe.each(ACTIONS)('$name', (action) => {
       const mainBefore = (await lake.catalog.head('main')).commit;
 
       const outcome = await action.run(actor, who).then(
-        () => 'allowed' as const,
+        (result) => {
+          const run = result as { status?: string; approvalId?: string } | undefined;
+          if (run?.status !== 'awaiting_approval') return 'allowed' as const;
+          expect(run.approvalId).toMatch(/^[0-9a-f]{12}$/);
+          return 'approval' as const;
+        },
         (e: unknown) => {
           if (isAirlockError(e) && e.code === 'DENIED') return 'denied' as const;
           if (isAirlockError(e) && e.code === 'APPROVAL_REQUIRED') {

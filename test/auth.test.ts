@@ -340,3 +340,40 @@ describe("an admin's agent changing grants", () => {
     expect(made).toHaveLength(1);
   });
 });
+
+describe("an agent's pipeline run into a protected branch", () => {
+  it('executes on its run branch, then publishes both outputs together only once a person approves', async () => {
+    const pbot = await guard.authenticate((await guard.createToken(owner(), { person: 'ada', agent: 'pbot' })).token);
+    const pipeline = join(dir, 'two-outputs');
+    mkdirSync(pipeline, { recursive: true });
+    writeFileSync(join(pipeline, 'ids.sql'), '-- output: report.ids\nSELECT id FROM sales.orders\n');
+    writeFileSync(join(pipeline, 'count.sql'), '-- output: report.count\nSELECT count(*) AS n FROM report.ids\n');
+    const mainBefore = (await lake.catalog.head('main')).commit;
+
+    const run = await guard.runPipeline(pbot, { pipelineDir: pipeline, branch: 'main' });
+    expect(run).toMatchObject({ status: 'awaiting_approval', published: false });
+    const id = run.approvalId as string;
+    expect(id).toMatch(/^[0-9a-f]{12}$/);
+    expect((await lake.catalog.head('main')).commit).toBe(mainBefore);
+    const onRunBranch = await guard.listTables(owner(), { ref: run.runBranch });
+    expect(onRunBranch.map((t) => t.name)).toEqual(expect.arrayContaining(['report.ids', 'report.count']));
+    expect((await guard.showRun(owner(), { runId: run.runId })).approvalId).toBe(id);
+    await expect(guard.resumeRun(pbot, { runId: run.runId })).rejects.toMatchObject({ code: 'INVALID' });
+    const [entry] = await guard.audit.log({ limit: 1, action: 'run' });
+    expect(entry).toMatchObject({ person: 'ada', agent: 'pbot', outcome: 'approval_required' });
+
+    await expect(approvals.approve(pbot, id)).rejects.toMatchObject({ code: 'DENIED' });
+    const approved = await approvals.approve(owner(), id);
+    expect(approved.status).toBe('executed');
+    const published = (await lake.catalog.head('main')).commit;
+    expect(published).not.toBe(mainBefore);
+    const onMain = await guard.query(owner(), {
+      sql: 'SELECT (SELECT count(*) FROM report.ids) AS ids, (SELECT min(n) FROM report.count) AS n',
+    });
+    const { ids, n } = onMain.rows[0] as { ids: number; n: number };
+    expect(ids).toBeGreaterThan(0);
+    expect(n).toBe(ids); // both outputs of the same run, published together
+    await approvals.approve(owner(), id); // a replay is a no-op
+    expect((await lake.catalog.head('main')).commit).toBe(published);
+  });
+});

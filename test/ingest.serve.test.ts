@@ -19,7 +19,11 @@ let s3Endpoint: string;
 beforeAll(async () => {
   const emulators = await useEmulators();
   s3Endpoint = emulators.s3Endpoint;
-  env = { ...awsBackendEnv(emulators, 'airlock-ingest-serve'), AIRLOCK_INGEST_POLL_MS: '200', AIRLOCK_INGEST_GATE: 'none' };
+  env = {
+    ...awsBackendEnv(emulators, 'airlock-ingest-serve'),
+    AIRLOCK_INGEST_POLL_MS: '200',
+    AIRLOCK_INGEST_GATE: 'none',
+  };
   const init = await airlock(['init', '--json'], { env });
   expect(init.code, init.stderr).toBe(0);
 });

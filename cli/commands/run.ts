@@ -12,10 +12,11 @@ function param(value: string, previous: Record<string, string> = {}): Record<str
   return { ...previous, [value.slice(0, at)]: value.slice(at + 1) };
 }
 
-/** A run's exit code: 0 succeeded, 3 conflict, 1 failed (the contract's codes). */
+/** A run's exit code: 0 succeeded, 3 conflict, 5 awaiting approval, 1 failed (the contract's codes). */
 function exitOf(run: RunSummary): number {
   if (run.status === 'succeeded') return EXIT.ok;
   if (run.status === 'conflict') return EXIT.conflict;
+  if (run.status === 'awaiting_approval') return EXIT.awaitingApproval;
   return EXIT.error;
 }
 
@@ -56,7 +57,9 @@ export function renderRun(run: RunSummary): string {
         ? `conflict: ${run.branch} is untouched`
         : run.status === 'failed'
           ? `failed: ${run.branch} is untouched; the run branch ${run.runBranch} is kept (airlock run resume ${run.runId})`
-          : 'running (or interrupted: airlock run resume <id> continues it)';
+          : run.status === 'awaiting_approval'
+            ? `every output is on ${run.runBranch}; publishing to ${run.branch} waits for approval ${run.approvalId} (a person: airlock approvals approve ${run.approvalId})`
+            : 'running (or interrupted: airlock run resume <id> continues it)';
   lines.push(`run ${run.runId} ${run.status} — ${head}`);
   lines.push(`  pipeline ${run.pipeline} · isolation ${run.isolation} · attempts ${run.attempts}`);
   for (const s of run.steps) {
@@ -114,7 +117,8 @@ export function registerRunCommands(program: Command): void {
         .option('--concurrency <n>', 'steps executed at once (independent steps only)', positiveInt('--concurrency'))
         .addHelpText(
           'after',
-          '\nExit codes: 0 succeeded, 1 failed (the branch is untouched, the run branch kept), 3 conflict.\n' +
+          '\nExit codes: 0 succeeded, 1 failed (the branch is untouched, the run branch kept), 3 conflict,\n' +
+            "5 awaiting approval (an agent's run into a protected branch: a person approves the publish).\n" +
             'A failed or interrupted run continues with `airlock run resume <id>`; `airlock runs show <id>`\n' +
             "says which step failed and why, with the step's own log lines.",
         ),

@@ -8,6 +8,7 @@ import {
 } from '../audit/index.js';
 import type { BranchInfo, CommitResult, MergeResult, TableDiff, TableInfo } from '../catalog/index.js';
 import type { Commit, TableVersion } from '../catalog/model.js';
+import { prepareMergeApproval } from '../approvals/mergeExecutor.js';
 import { AirlockError, denied, invalid, isAirlockError } from '../errors/index.js';
 import type { ImportOptions, ImportResult, Lake, QueryOptions, ReaderView } from '../lake/Lake.js';
 import type { ExecutionOptions, RunSummary, StartRunOptions } from '../pipeline/run/index.js';
@@ -445,35 +446,9 @@ export class GuardedLake {
         if (read || options.dryRun) return read ?? allow;
         if (!(await this.lake.catalog.isProtected(options.into)))
           return (await this.needs(actor, 'write', options.into)) ?? allow;
-        return this.protectedChange(actor, 'merge', options.into, async () => {
-          // The same request shape as the approvals service's `prepareMergeApproval`, so its
-          // merge executor can perform it once approved.
-          const message = options.message ?? `Merge ${options.source} into ${options.into}`;
-          const plan = await this.lake.catalog.merge(options.source, options.into, { actor, message, dryRun: true });
-          if (plan.status === 'conflict') {
-            throw new AirlockError(
-              'CONFLICT',
-              `merging '${options.source}' into '${options.into}' conflicts on ${plan.conflicts.map((c) => c.table).join(', ')}; resolve it before asking for approval`,
-              { details: { tables: plan.conflicts.map((c) => c.table) } },
-            );
-          }
-          if (plan.status === 'up-to-date')
-            throw invalid(`'${options.into}' already contains '${options.source}': nothing to merge`);
-          const tables = plan.changes.map((c) => c.table);
-          return {
-            action: 'merge',
-            target: options.into,
-            params: { source: options.source, message },
-            binding: {
-              source: options.source,
-              sourceCommit: plan.sourceCommit,
-              target: options.into,
-              targetHead: plan.targetHead,
-            },
-            summary: `merge ${options.source} (${plan.sourceCommit.slice(0, 12)}) into ${options.into} (${plan.targetHead.slice(0, 12)}): ${tables.length} table${tables.length === 1 ? '' : 's'} changed${tables.length ? ` (${tables.join(', ')})` : ''}`,
-            diff: { base: plan.base, changes: plan.changes },
-          };
-        });
+        return this.protectedChange(actor, 'merge', options.into, () =>
+          prepareMergeApproval(this.lake.catalog, actor, options.source, options.into, options.message),
+        );
       },
       () =>
         this.lake.catalog.merge(options.source, options.into, {
@@ -549,8 +524,8 @@ export class GuardedLake {
       options.branch,
       { pipeline: options.pipelineDir, branch: options.branch, params: options.params, dryRun: !!options.dryRun },
       () => this.publishDecision(actor, options.branch, !!options.dryRun),
-      async () => (await this.runner()).start(actor, options, this.execution(actor, exec)),
-      (r) => ({ runId: r.runId, status: r.status }),
+      async () => (await this.runner()).start(actor, options, await this.execution(actor, exec, options.branch)),
+      (r) => ({ runId: r.runId, status: r.status, ...(r.approvalId ? { approvalId: r.approvalId } : {}) }),
     );
   }
 
@@ -565,7 +540,11 @@ export class GuardedLake {
         const run = await (await this.runner()).show(options.runId);
         return this.publishDecision(actor, run.branch, run.dryRun);
       },
-      async () => (await this.runner()).resume(actor, options.runId, this.execution(actor, exec)),
+      async () => {
+        const runner = await this.runner();
+        const { branch } = await runner.show(options.runId);
+        return runner.resume(actor, options.runId, await this.execution(actor, exec, branch));
+      },
       (r) => ({ status: r.status }),
     );
   }
@@ -982,7 +961,13 @@ export class GuardedLake {
     }
     // A change to people, grants or reader policies holds for the very next request.
     if (/^(user|grant|policy)\./.test(action)) this.authority.forget();
-    await this.audit.append({ ...base, outcome: 'ok', details: { ...extra, ...(summarize ? summarize(result) : {}) } });
+    // A result that itself waits for a person (a run whose publish needs approval) is audited as such.
+    const waiting = (result as { status?: unknown } | undefined)?.status === 'awaiting_approval';
+    await this.audit.append({
+      ...base,
+      outcome: waiting ? 'approval_required' : 'ok',
+      details: { ...extra, ...(summarize ? summarize(result) : {}) },
+    });
     return result;
   }
 
@@ -1036,18 +1021,25 @@ export class GuardedLake {
   }
 
   /** A change to a protected branch: `merge` on it for the person; an agent's needs an approval. */
-  private async protectedChange(
-    actor: AuthActor,
-    what: string,
-    branch: string,
-    approval: () => Promise<ApprovalRequest>,
-  ): Promise<Decision> {
+  /** Allowed when the actor's person holds merge (or admin) on the branch, whatever the token's scopes. */
+  private async personMayMerge(actor: AuthActor, branch: string, what = 'publish'): Promise<Decision> {
     const s = await this.authority.standing(actor.person);
     if (
       !s.grants.some((g) => g.on === 'branch' && BRANCH_RIGHTS.indexOf(g.right) >= 2 && patternHolds(g.pattern, branch))
     ) {
       return deny(`${who(actor)} may not ${what} into protected branch '${branch}' (needs a merge grant on it)`);
     }
+    return allow;
+  }
+
+  private async protectedChange(
+    actor: AuthActor,
+    what: string,
+    branch: string,
+    approval: () => Promise<ApprovalRequest>,
+  ): Promise<Decision> {
+    const personal = await this.personMayMerge(actor, branch, what);
+    if (personal.outcome === 'deny') return personal;
     if (actor.agent === undefined) {
       return (await this.needs(actor, 'merge', branch)) ?? allow;
     }
@@ -1068,12 +1060,15 @@ export class GuardedLake {
     const read = await this.needs(actor, 'read', branch);
     if (read || dryRun) return read ?? allow;
     if (!(await this.lake.catalog.isProtected(branch))) return (await this.needs(actor, 'write', branch)) ?? allow;
-    if (actor.agent !== undefined) {
+    if (actor.agent === undefined) return (await this.needs(actor, 'merge', branch)) ?? allow;
+    // An agent's run into a protected branch executes on its run branch, then waits for a
+    // person's approval to publish (see `execution`): its person must hold merge there.
+    if (!this.approvals) {
       return deny(
-        `agent ${actor.agent} of ${actor.person} may not publish a run to protected branch '${branch}': run it on agent/${actor.agent}/… and propose the merge (airlock merge … --into ${branch}), which waits for approval`,
+        `agent ${actor.agent} of ${actor.person} may not publish a run to protected branch '${branch}' without a person's approval, and this lake has no approval service`,
       );
     }
-    return (await this.needs(actor, 'merge', branch)) ?? allow;
+    return this.personMayMerge(actor, branch);
   }
 
   /** Grant changes: admins (persons) only; an admin's agent needs an approval; others are refused. */
@@ -1110,8 +1105,34 @@ export class GuardedLake {
     );
   }
 
-  private execution(actor: AuthActor, exec: ExecutionOptions): ExecutionOptions {
-    return { ...exec, reader: this.readerView(actor) };
+  /**
+   * How a run executes for the actor: its steps read what the actor may see; an agent's
+   * run into a protected branch commits every output on its run branch and then waits for
+   * a person's approval (a merge request bound to the run branch's head and the target's
+   * head) instead of publishing.
+   */
+  private async execution(actor: AuthActor, exec: ExecutionOptions, branch: string): Promise<ExecutionOptions> {
+    const reader = this.readerView(actor);
+    const approvals = this.approvals;
+    if (actor.agent === undefined || !approvals || !(await this.lake.catalog.isProtected(branch))) {
+      return { ...exec, reader };
+    }
+    return {
+      ...exec,
+      reader,
+      publishGate: async (run) => {
+        const outputs = run.steps.map((s) => s.output).join(', ');
+        const request = await prepareMergeApproval(
+          this.lake.catalog,
+          actor,
+          run.runBranch,
+          run.branch,
+          `Publish run ${run.runId}: ${outputs}`,
+        );
+        const approval = await approvals.request(actor, request);
+        return { approvalId: approval.id };
+      },
+    };
   }
 }
 

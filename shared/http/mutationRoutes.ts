@@ -367,9 +367,12 @@ export function registerMutationRoutes(app: Hono<Env>, options: MutationRouteOpt
   app.get('/v1/runs/:id', async (c) => jsonResponse(await runs.showRun(c.get('actor'), { runId: pathParam(c, 'id') })));
 }
 
-/** A finished run's status code: 409 for a conflict (as `airlock run` exits 3), else 200 (the body says failed). */
+/**
+ * A finished run's status code: 409 for a conflict (as `airlock run` exits 3), 202 while
+ * publishing waits for approval (exit 5), else 200 (the body says failed).
+ */
 function runStatusCode(run: RunSummary): number {
-  return run.status === 'conflict' ? 409 : 200;
+  return run.status === 'conflict' ? 409 : run.status === 'awaiting_approval' ? 202 : 200;
 }
 
 /** A path parameter of the route (always present once the route matched). */

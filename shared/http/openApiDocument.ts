@@ -399,12 +399,18 @@ export const OPENAPI_DOCUMENT = {
           'The folder is `{"prefix"}` in the lake\'s object store (e.g. `pipelines/daily/`, uploaded with ' +
           '`aws s3 sync`), or `{"path"}` on the server\'s disk where the server allows it (`airlock serve` does, ' +
           'the Lambda does not). Answers when the run finished: `status` succeeded, failed (the branch untouched, ' +
-          'the run branch kept) or conflict (409).',
+          "the run branch kept), conflict (409), or awaiting_approval (202: an agent's run into a protected " +
+          'branch; every output is on the run branch and `approvalId` names the request a person approves to publish it).',
         parameters: [idempotencyKeyParameter],
         requestBody: jsonBody(ref('StartRunRequest')),
         responses: {
           '200': jsonOk('The finished run (succeeded or failed)', ref('RunSummary')),
-          ...awaitingApproval,
+          '202': jsonOk(
+            'The run finished and its publish waits for approval (`status: awaiting_approval`, `approvalId`)',
+            {
+              oneOf: [ref('RunSummary'), ref('AwaitingApproval')],
+            },
+          ),
           ...writeErrors,
           '409': jsonOk('The run conflicts with its branch, or an error body (Idempotency-Key in progress)', {
             oneOf: [ref('RunSummary'), ref('Error')],
@@ -706,6 +712,7 @@ export const OPENAPI_DOCUMENT = {
           runBranch: { type: 'string' },
           published: { type: 'boolean' },
           commit: { type: 'string' },
+          approvalId: { type: 'string', description: 'The approval publishing waits for (status awaiting_approval)' },
           steps: { type: 'array', items: { type: 'object', additionalProperties: true } },
         },
         additionalProperties: true,

@@ -51,6 +51,14 @@ export interface ExecutionOptions {
    * their inputs whole.
    */
   reader?: StepReader;
+  /**
+   * Asked once every step succeeded, before publishing (never on a dry run): returns an
+   * approval id when publishing must wait for a person (e.g. an agent's run into a
+   * protected branch; the approval's merge executor publishes the run branch later), or
+   * undefined to publish now. Given by the enforcement point (`shared/auth`). A CONFLICT
+   * it throws (the outputs would not merge) ends the run as `conflict`.
+   */
+  publishGate?: (run: RunSummary) => Promise<{ approvalId: string } | undefined>;
 }
 
 /** Narrows a step's input tables to what the run's actor may see; see {@link ExecutionOptions.reader}. */
@@ -161,6 +169,11 @@ export class PipelineRunner {
    */
   async resume(actor: Actor, runId: string, exec: ExecutionOptions = {}): Promise<RunSummary> {
     const before = summarize(await RunLog.read(this.deps.store, runId));
+    if (before.status === 'awaiting_approval') {
+      throw invalid(
+        `run ${runId} finished and waits for approval ${before.approvalId} to publish to '${before.branch}' (airlock approvals show ${before.approvalId})`,
+      );
+    }
     if (before.status === 'succeeded') {
       throw invalid(
         `run ${runId} already succeeded${before.published ? ` and was published to '${before.branch}'` : ''}`,
@@ -294,7 +307,7 @@ export class PipelineRunner {
       });
       return summarize(log.all);
     }
-    await this.publish(state, actor, append);
+    await this.publish(state, actor, exec, append);
     return summarize(log.all);
   }
 
@@ -329,6 +342,7 @@ export class PipelineRunner {
   private async publish(
     run: RunSummary,
     actor: Actor,
+    exec: ExecutionOptions,
     append: (event: Parameters<RunLog['append']>[0]) => Promise<StoredRunEvent>,
   ): Promise<void> {
     const options = {
@@ -341,6 +355,17 @@ export class PipelineRunner {
     };
     let result: MergeResult;
     try {
+      const waiting = run.dryRun ? undefined : await exec.publishGate?.(run);
+      if (waiting) {
+        // Every output is committed on the run branch; the approval's merge publishes it.
+        await append({
+          type: 'finished',
+          status: 'awaiting_approval',
+          published: false,
+          approvalId: waiting.approvalId,
+        });
+        return;
+      }
       result = await this.deps.catalog.merge(run.runBranch, run.branch, options);
     } catch (e) {
       if (!isConflict(e)) throw e;

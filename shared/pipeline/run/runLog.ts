@@ -74,10 +74,12 @@ export type RunEvent =
     }
   | {
       type: 'finished';
-      status: 'succeeded' | 'failed' | 'conflict';
+      status: 'succeeded' | 'failed' | 'conflict' | 'awaiting_approval';
       /** The target's new head (published runs). */
       commit?: string;
       mergeStatus?: string;
+      /** The approval request publishing waits for (`awaiting_approval`). */
+      approvalId?: string;
       published: boolean;
       error?: { code: string; message: string; step?: string; tables?: string[] };
     };

@@ -2,7 +2,7 @@ import type { Actor } from '../../catalog/model.js';
 import type { Isolation, RecordedStep, StepFailureReason, StoredRunEvent } from './runLog.js';
 
 /** A run's status: the contract's four plus `running` while (or if killed while) it executes. */
-export type RunStatus = 'running' | 'succeeded' | 'failed' | 'conflict';
+export type RunStatus = 'running' | 'succeeded' | 'failed' | 'conflict' | 'awaiting_approval';
 
 /** One step of a run as `runs show` reports it. */
 export interface StepState {
@@ -38,6 +38,8 @@ export interface RunSummary {
   /** The target's new head, when published. */
   commit?: string;
   mergeStatus?: string;
+  /** The approval request publishing waits for (status `awaiting_approval`). */
+  approvalId?: string;
   /** Versions on the target at `base` of the tables the run read but did not write. */
   reads: Record<string, string | null>;
   steps: StepState[];
@@ -121,6 +123,7 @@ export function summarize(events: readonly StoredRunEvent[]): RunSummary {
         summary.durationMs = Date.parse(e.time) - Date.parse(summary.started);
         if (e.commit) summary.commit = e.commit;
         if (e.mergeStatus) summary.mergeStatus = e.mergeStatus;
+        if (e.approvalId) summary.approvalId = e.approvalId;
         if (e.error) summary.error = e.error;
         break;
     }
