@@ -340,17 +340,21 @@ export function buildProgram(): Command {
       table
         .command('export <table> <file>')
         .description('write a table to .csv, .parquet, .json or .jsonl')
-        .option('--ref <ref>', 'ref to read', 'main'),
+        .option('--ref <ref>', 'ref to read', 'main')
+        .option('--approval <id>', 'download the export approved under this id (requested by you)'),
     ),
     async (ctx, [name, file], o) => {
       const r = await (await ctx.guard()).exportTable(await ctx.actor(), {
         table: name as string,
         ref: o.ref as string,
         file: file as string,
+        ...(o.approval ? { approval: o.approval as string } : {}),
       });
       return {
         value: { table: name, ref: o.ref, ...r },
-        text: `Exported ${r.rows} rows of ${name}@${o.ref} to ${r.file}`,
+        text: o.approval
+          ? `Downloaded approved export ${o.approval as string} of ${name} (${r.rows} rows) to ${r.file}`
+          : `Exported ${r.rows} rows of ${name}@${o.ref} to ${r.file}`,
       };
     },
   );

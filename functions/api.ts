@@ -1,6 +1,6 @@
 import { Hono } from 'hono';
 import { type APIGatewayProxyResult, type LambdaContext, type LambdaEvent, handle } from 'hono/aws-lambda';
-import { GuardedLake, grantExecutor } from '../shared/auth/index.js';
+import { GuardedLake } from '../shared/auth/index.js';
 import { bearerActor, guardedHttpLake, inRequestScope } from '../shared/auth/http.js';
 import { openApprovals } from '../shared/approvals/index.js';
 import { type HttpApp, createHttpApp, errorResponse } from '../shared/http/index.js';
@@ -23,7 +23,9 @@ function app(): Promise<HttpApp> {
         mayApprove: (approver, approval) => guard.mayApprove(approver, approval.target, approval.action),
       });
       const guard: GuardedLake = new GuardedLake(lake, { approvals });
-      approvals.register('grant', grantExecutor(guard.directory));
+      for (const [action, executor] of Object.entries(guard.approvalExecutors())) {
+        approvals.register(action as 'grant' | 'export', executor);
+      }
       // Runs go through the guard too; pipeline folders come from the lake bucket only (no server paths).
       // Decisions under /v1/approvals: the approver is the bearer token's actor, and the
       // service audits them itself (they do not pass through the guard).

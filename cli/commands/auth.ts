@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { AuthDirectory, grantExecutor } from '../../shared/auth/index.js';
+import { AuthDirectory, exportExecutor, grantExecutor } from '../../shared/auth/index.js';
 import type {
   GuardedLakeOptions,
   Person,
@@ -26,6 +26,7 @@ export async function approvalGate(ctx: Context): Promise<GuardedLakeOptions> {
       (await ctx.guard()).mayApprove(approver, approval.target, approval.action),
   });
   approvals.register('grant', grantExecutor(new AuthDirectory(lake.stores.store)));
+  approvals.register('export', exportExecutor(lake));
   return { approvals };
 }
 

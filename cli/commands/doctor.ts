@@ -42,18 +42,19 @@ export function registerDoctorCommands(program: Command): void {
         .description(
           'tag columns (comma-separated), e.g. as pii so they are masked; one schema commit, no data rewritten',
         )
-        .requiredOption('--branch <branch>', 'branch to commit to (protected branches change only by merge)'),
+        .requiredOption('--branch <branch>', 'branch to commit to (protected branches change only by merge)')
+        .option('--remove', 'remove the tag instead (removing pii unmasks: admins only; an agent needs an approval)'),
     ),
     async (ctx, [name, columns, tag], o) => {
-      const { tagColumns } = await doctorModule();
-      const r = await tagColumns((await ctx.lake()).catalog, await ctx.actor(), {
+      const r = await (await ctx.guard()).tagColumns(await ctx.actor(), {
         branch: o.branch as string,
         table: name as string,
         columns: list(columns as string),
         tag: tag as string,
+        ...(o.remove ? { remove: true } : {}),
       });
       return {
-        value: { commit: r.commit.id, branch: o.branch, table: name, tag },
+        value: { commit: r.commit.id, branch: o.branch, table: name, tag, removed: !!o.remove },
         text: `${r.commit.message} on ${o.branch} (${r.commit.id.slice(0, 12)})`,
       };
     },

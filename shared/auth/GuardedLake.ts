@@ -9,11 +9,13 @@ import {
 import type { BranchInfo, CommitResult, MergeResult, TableDiff, TableInfo } from '../catalog/index.js';
 import type { Commit, TableVersion } from '../catalog/model.js';
 import { prepareMergeApproval } from '../approvals/mergeExecutor.js';
-import { AirlockError, denied, invalid, isAirlockError } from '../errors/index.js';
+import { writeFile } from 'node:fs/promises';
+import { AirlockError, conflict, denied, invalid, isAirlockError } from '../errors/index.js';
 import type { ImportOptions, ImportResult, Lake, QueryOptions, ReaderView } from '../lake/Lake.js';
 import type { ExecutionOptions, RunSummary, StartRunOptions } from '../pipeline/run/index.js';
 import type { CapScope, EffectiveCaps, QueryCaps, QueryResult, QuerySink, QueryStats } from '../query/index.js';
 import { type AuthApprovalExecutor, grantExecutor } from './approvalExecutors.js';
+import { exportExecutor, exportFormat } from './exportExecutor.js';
 import { AuthDirectory, checkName, checkRole, principalText } from './AuthDirectory.js';
 import { type AuthActor, Authority, parseScope, SCOPE_RIGHTS } from './Authority.js';
 import {
@@ -49,6 +51,17 @@ export interface ApprovalRequest {
 /** The approval service, as the guard needs it: file a request, get its id back. */
 export interface ApprovalGate {
   request(requester: AuthActor, request: ApprovalRequest): Promise<{ id: string; status: string }>;
+  /** One approval by id (NOT_FOUND when unknown): how an approved export is found for its download. */
+  get?(id: string): Promise<{
+    id: string;
+    action: string;
+    target: string;
+    status: string;
+    reason?: string;
+    binding: Record<string, string>;
+    requester: { person: string; agent?: string };
+    result?: Record<string, unknown>;
+  }>;
 }
 
 /** Options of {@link GuardedLake}. */
@@ -140,10 +153,11 @@ export class GuardedLake {
 
   /**
    * Executors of the gated actions besides merge, for the approvals service: `grant`
-   * (user, grant, row filter and mask changes requested by an admin's agent).
+   * (user, grant, row filter and mask changes requested by an admin's agent) and `export`
+   * (a raw export beyond the requester's masks, filters or caps).
    */
-  approvalExecutors(): { grant: AuthApprovalExecutor } {
-    return { grant: grantExecutor(this.directory) };
+  approvalExecutors(): { grant: AuthApprovalExecutor; export: AuthApprovalExecutor } {
+    return { grant: grantExecutor(this.directory), export: exportExecutor(this.lake) };
   }
 
   /** May this actor approve an action on `target`? (a person, never an agent, holding merge on it). */
@@ -310,14 +324,19 @@ export class GuardedLake {
   }
 
   /**
-   * Exports a table to a file. A table the actor sees masked or row-filtered is not
-   * exported raw: that needs an approval (or is DENIED without an approval service).
+   * Exports a table to a file. It needs an approval (or is DENIED without an approval
+   * service) when the actor sees the table masked or row-filtered, or when the table is
+   * bigger than the person's query caps (rows over `maxRows`, bytes over
+   * `maxBytesScanned`). The approval is bound to the table's version at the ref; once
+   * executed, the requester (their person, or an agent of theirs) downloads it with
+   * `approval`: the raw table as approved. Not yet executed: APPROVAL_REQUIRED again.
    */
   exportTable(
     actor: AuthActor,
-    options: { table: string; ref?: string; file: string },
-  ): Promise<{ rows: number; file: string }> {
+    options: { table: string; ref?: string; file: string; approval?: string },
+  ): Promise<{ rows: number; file: string; approval?: string; bytes?: number }> {
     const ref = options.ref ?? 'main';
+    if (options.approval !== undefined) return this.downloadExport(actor, { ...options, approval: options.approval });
     return this.guard(
       actor,
       'table.export',
@@ -327,29 +346,130 @@ export class GuardedLake {
         const missing =
           (await this.needs(actor, 'read', baseOf(ref))) ?? (await this.needsTable(actor, 'read', options.table));
         if (missing) return missing;
-        const { version, commit } = await this.lake.catalog.getTable(ref, options.table);
+        const { id, version, commit } = await this.lake.catalog.getTable(ref, options.table);
         const policy = await this.authority.readerPolicy(actor, [{ name: options.table, schema: version.schema }]);
         const masked = Object.keys(policy.masks[options.table] ?? {});
         const filtered = policy.rowFilters[options.table] !== undefined;
-        if (masked.length === 0 && !filtered) return allow;
-        const what = [masked.length ? `masked columns ${masked.join(', ')}` : '', filtered ? 'a row filter' : '']
+        const { caps } = await this.lake.queryCaps(actor, { person: actor.person });
+        const over = [
+          version.rowCount > caps.maxRows ? `${version.rowCount} rows over the cap of ${caps.maxRows}` : '',
+          version.bytes > caps.maxBytesScanned ? `${version.bytes} bytes over the cap of ${caps.maxBytesScanned}` : '',
+        ].filter(Boolean);
+        if (masked.length === 0 && !filtered && over.length === 0) return allow;
+        const what = [
+          masked.length ? `masked columns ${masked.join(', ')}` : '',
+          filtered ? 'a row filter' : '',
+          ...over,
+        ]
           .filter(Boolean)
           .join(' and ');
+        const format = exportFormat(options.file);
         return {
           outcome: 'approval',
-          reason: `${who(actor)} sees ${options.table} with ${what}; exporting it raw needs an approval`,
+          reason: `${who(actor)} sees ${options.table} with ${what}; exporting it needs an approval`,
           request: {
             action: 'export',
             target: `${options.table}@${ref}`,
-            params: { table: options.table, ref: commit.id, file: options.file },
-            binding: { commit: commit.id },
-            summary: `export ${options.table} at ${commit.id.slice(0, 12)} unmasked (${what}) to ${options.file}`,
+            params: { table: options.table, commit: commit.id, format },
+            binding: { table: options.table, ref, version: id },
+            summary: `export ${options.table}@${ref} (version ${id.slice(0, 12)}, ${version.rowCount} rows) raw as ${format}: ${what}`,
             diff: null,
           },
         };
       },
       () => this.lake.exportTable(actor, { ...options, ref }),
       (r) => ({ rows: r.rows }),
+    );
+  }
+
+  /** The requester's download of an executed export approval (see {@link exportTable}). */
+  private downloadExport(
+    actor: AuthActor,
+    options: { table: string; file: string; approval: string },
+  ): Promise<{ rows: number; file: string; approval: string; bytes: number }> {
+    let key = '';
+    let rows = 0;
+    return this.guard(
+      actor,
+      'table.export',
+      `${options.table}@approval:${options.approval}`,
+      { table: options.table, approval: options.approval },
+      async () => {
+        if (!this.approvals?.get) return deny('this lake has no approval service to download an approved export from');
+        const approval = await this.approvals.get(options.approval);
+        if (approval.action !== 'export' || approval.binding.table !== options.table) {
+          throw invalid(`approval ${options.approval} is not an export of '${options.table}'`);
+        }
+        if (approval.requester.person !== actor.person) {
+          return deny(
+            `${who(actor)} may not download export ${approval.id}: it was requested by ${approval.requester.person}`,
+          );
+        }
+        if (approval.status === 'pending' || approval.status === 'approved') {
+          throw new AirlockError('APPROVAL_REQUIRED', `export ${approval.id} is ${approval.status}, not yet executed`, {
+            details: { approvalId: approval.id, action: 'table.export', target: approval.target },
+          });
+        }
+        if (approval.status !== 'executed' || typeof approval.result?.key !== 'string') {
+          throw conflict(
+            `approval ${approval.id} is ${approval.status}${approval.reason ? `: ${approval.reason}` : ''}`,
+            {
+              approval: approval.id,
+              status: approval.status,
+            },
+          );
+        }
+        const format = exportFormat(options.file);
+        if (approval.result.format !== format) {
+          throw invalid(`export ${approval.id} was approved as ${String(approval.result.format)}, not ${format}`);
+        }
+        key = approval.result.key;
+        rows = Number(approval.result.rows ?? 0);
+        return allow;
+      },
+      async () => {
+        const body = await this.lake.stores.objects.get(key);
+        await writeFile(options.file, body);
+        return { rows, file: options.file, approval: options.approval, bytes: body.byteLength };
+      },
+      (r) => ({ rows: r.rows, bytes: r.bytes, key }),
+    );
+  }
+
+  /**
+   * Tags (or with `remove`, untags) columns of a table: one schema commit, a direct write
+   * (write on the branch and the table; protected branches refused). Removing `pii`
+   * unmasks the columns: an agent's removal needs a person's approval, a person's needs admin.
+   */
+  tagColumns(
+    actor: AuthActor,
+    options: { table: string; branch: string; columns: string[]; tag: string; remove?: boolean },
+  ): Promise<CommitResult> {
+    return this.guard(
+      actor,
+      options.remove ? 'table.untag' : 'table.tag',
+      `${options.table}@${options.branch}`,
+      options,
+      async () => {
+        const write = await this.directWrite(actor, options.branch, options.table);
+        if (write.outcome !== 'allow' || !options.remove || options.tag !== 'pii') return write;
+        if (actor.agent === undefined) return this.needsAdmin(actor, `remove the pii tag (it unmasks columns)`);
+        const { id } = await this.lake.catalog.getTable(options.branch, options.table);
+        return {
+          outcome: 'approval',
+          reason: `agent ${actor.agent} of ${actor.person} may not remove the pii tag of ${options.table} (it unmasks ${options.columns.join(', ')}) without a person's approval`,
+          request: {
+            action: 'unmask',
+            target: `${options.table}@${options.branch}`,
+            params: { table: options.table, branch: options.branch, columns: [...options.columns].sort(), tag: 'pii' },
+            binding: { table: options.table, ref: options.branch, version: id },
+            summary: `remove the pii tag of ${options.table} columns ${options.columns.join(', ')} on ${options.branch}`,
+            diff: null,
+          },
+        };
+      },
+      async () => (await import('../doctor/tagColumns.js')).tagColumns(this.lake.catalog, actor, options),
+      (r) => ({ commit: r.commit.id }),
     );
   }
 

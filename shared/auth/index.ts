@@ -4,6 +4,7 @@
  * calls lake operations through.
  */
 export { grantExecutor } from './approvalExecutors.js';
+export { exportExecutor, exportFormat, exportKey } from './exportExecutor.js';
 export { AUTH_PARTITION, AuthDirectory, checkName, checkRole, principalText } from './AuthDirectory.js';
 export { Authority, parseScope, SCOPE_RIGHTS } from './Authority.js';
 export { checkGrant, checkScope, GuardedLake } from './GuardedLake.js';

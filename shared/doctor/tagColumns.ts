@@ -10,9 +10,9 @@ import { invalid } from '../errors/index.js';
 export async function tagColumns(
   catalog: Catalog,
   actor: Actor,
-  options: { branch: string; table: string; columns: string[]; tag: string },
+  options: { branch: string; table: string; columns: string[]; tag: string; remove?: boolean },
 ): Promise<CommitResult> {
-  const { branch, table, columns, tag } = options;
+  const { branch, table, columns, tag, remove } = options;
   if (!/^[a-z][a-z0-9_-]{0,63}$/.test(tag)) {
     throw invalid(`'${tag}' is not a tag (lowercase letters, digits, _ and -, e.g. pii)`);
   }
@@ -22,12 +22,15 @@ export async function tagColumns(
   const missing = columns.filter((c) => !names.has(c));
   if (missing.length > 0) throw invalid(`table '${table}' has no column ${missing.map((c) => `'${c}'`).join(', ')}`);
   const wanted = new Set(columns);
-  const changed = version.schema.fields.filter((f) => wanted.has(f.name) && !f.tags.includes(tag));
-  if (changed.length === 0) throw invalid(`every named column of '${table}' is already tagged ${tag}`);
+  const changes = (f: { name: string; tags: string[] }) => wanted.has(f.name) && f.tags.includes(tag) === !!remove;
+  const changed = version.schema.fields.filter(changes);
+  if (changed.length === 0) {
+    throw invalid(`${remove ? 'no' : 'every'} named column of '${table}' is ${remove ? '' : 'already '}tagged ${tag}`);
+  }
   const next: Omit<TableVersion, 'parent' | 'table'> = {
     schema: {
       fields: version.schema.fields.map((f) =>
-        wanted.has(f.name) && !f.tags.includes(tag) ? { ...f, tags: [...f.tags, tag].sort() } : f,
+        !changes(f) ? f : { ...f, tags: remove ? f.tags.filter((t) => t !== tag) : [...f.tags, tag].sort() },
       ),
     },
     constraints: version.constraints,
@@ -38,6 +41,6 @@ export async function tagColumns(
   };
   return catalog.commit(branch, [{ kind: 'put', table, base: id, version: next }], {
     actor,
-    message: `Tag ${changed.map((f) => f.name).join(', ')} of ${table} as ${tag}`,
+    message: `${remove ? 'Untag' : 'Tag'} ${changed.map((f) => f.name).join(', ')} of ${table} ${remove ? 'from' : 'as'} ${tag}`,
   });
 }
