@@ -12,9 +12,9 @@
  *   the issue's definition: spawn + Arrow IPC round trip of an empty table);
  * - started ahead: the runner spawns each code step's process when the run starts / while
  *   the steps before it run (what a one-shot `airlock run` does);
- * - pooled: a long-lived executor keeps concurrency + 1 ready processes (SandboxPool);
- *   each step binds one to its bundle and it exits after the step. The pool refills
- *   between runs (measured once it is full: the steady state of a long-lived owner whose
+ * - pooled: a long-lived executor keeps ready processes (SandboxPool; max(default size,
+ *   CHAIN)); each step binds one to its bundle and it exits after the step. The pool
+ *   refills only when no step holds a process, i.e. between runs (measured once it is full: the steady state of a long-lived owner whose
  *   runs do not arrive faster than it refills).
  * Measured at step level (runCodeStep / a pooled process, no runner) and as whole-run wall
  * time through the real runner (input read from the lake, step, output validated, written
@@ -35,6 +35,7 @@ import {
   type CodeStepExecutor,
   type CodeStepOutcome,
   type CodeStepRequest,
+  defaultSandboxPoolSize,
   LocalCodeStepExecutor,
   PipelineRunner,
 } from '../shared/pipeline/run/index.js';
@@ -50,8 +51,10 @@ const ROWS = Number(process.env.BENCH_ROWS ?? 10_000_000);
 const RUNS = Number(process.env.BENCH_OVERHEAD_RUNS ?? 7);
 const LIMITS = { memoryMb: 4096, timeoutMs: 600_000, maxOutputBytes: 4 * 1024 ** 3 };
 const CHAIN = Number(process.env.BENCH_CHAIN ?? 5);
-/** The runner's default concurrency (min(4, CPUs)); the pool is sized one above it. */
+/** The runner's default concurrency (min(4, CPUs)). */
 const CONCURRENCY = Math.min(4, availableParallelism());
+/** The pool covers the longest run measured: the default size, or the chain's steps if more. */
+const POOL_SIZE = Math.max(defaultSandboxPoolSize(), CHAIN);
 const copyStep = (input: string, output: string) =>
   `export default { output: '${output}', inputs: { t: '${input}' }, run({ t }) { return t; } };`;
 
@@ -128,7 +131,7 @@ try {
     stagingDir: lake.stores.stagingDir,
   };
   const modules = new Map(await Promise.all(files.map(async (f) => [f, await import(pathToFileURL(f).href)] as const)));
-  const pooled = new LocalCodeStepExecutor({ pool: { size: CONCURRENCY + 1, limits: LIMITS } });
+  const pooled = new LocalCodeStepExecutor({ pool: { size: POOL_SIZE, limits: LIMITS } });
   const pool = pooled.sandboxPool;
   const executors: Record<Kind, CodeStepExecutor> = {
     'in-process': new InProcessExecutor(modules),
@@ -268,9 +271,9 @@ try {
   const md = [
     '# Pipeline benchmark (sandboxed step vs the same step in-process)',
     '',
-    `Run ${new Date().toISOString()} · nproc ${availableParallelism()} · load average (1, 5, 15 min) ${loads.join('; ')} · Node ${process.version} · runner concurrency ${CONCURRENCY}, pool size ${CONCURRENCY + 1} · \`npx tsx bench/pipeline.bench.ts\``,
+    `Run ${new Date().toISOString()} · nproc ${availableParallelism()} · load average (1, 5, 15 min) ${loads.join('; ')} · Node ${process.version} · runner concurrency ${CONCURRENCY}, pool size ${POOL_SIZE} · \`npx tsx bench/pipeline.bench.ts\``,
     '',
-    "The in-process variant calls the step module in the benchmark process; the sandbox variants run it in its own process (permission model reading one file, empty environment, network and PID namespaces, `nobody` uid, heap and CPU limits, Arrow IPC over pipes). Three ways of getting that process: **cold** — spawned when the step needs it, so the spawn is on the critical path (the issue's definition); **started ahead** — the runner spawns each code step's process when the run starts or while the steps before it run (a one-shot `airlock run`); **pooled** — a long-lived executor (`LocalCodeStepExecutor` with a pool, as `airlock serve`, a Lambda container or this benchmark keep) holds concurrency + 1 ready, bundle-agnostic processes; a step binds one to its bundle (link + signal, then the bundle loads) and the process exits after that one step. Pooled runs start with a full pool (the pool refills between runs). Step-level rows call `runCodeStep` / a pooled process directly; run rows are whole dry runs through `PipelineRunner` on a local lake (input read as Arrow, step, output validated, written as Parquet, committed to the run branch), overhead = difference of wall times. The machine is shared (2 CPUs, other sessions running): compare rows of the same run, and read the load averages.",
+    "The in-process variant calls the step module in the benchmark process; the sandbox variants run it in its own process (permission model reading one file, empty environment, network and PID namespaces, `nobody` uid, heap and CPU limits, Arrow IPC over pipes). Three ways of getting that process: **cold** — spawned when the step needs it, so the spawn is on the critical path (the issue's definition); **started ahead** — the runner spawns each code step's process when the run starts or while the steps before it run (a one-shot `airlock run`); **pooled** — a long-lived executor (`LocalCodeStepExecutor` with a pool, as `airlock serve`, a Lambda container or this benchmark keep) holds ready, bundle-agnostic processes (as many as the longest run here has code steps; it refills only when no step holds one); a step binds one to its bundle (link + signal, then the bundle loads) and the process exits after that one step. Pooled runs start with a full pool (the pool refills between runs). Step-level rows call `runCodeStep` / a pooled process directly; run rows are whole dry runs through `PipelineRunner` on a local lake (input read as Arrow, step, output validated, written as Parquet, committed to the run branch), overhead = difference of wall times. The machine is shared (2 CPUs, other sessions running): compare rows of the same run, and read the load averages.",
     '',
     ...table,
     '',

@@ -2,6 +2,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { type AuthActor, GuardedLake } from '../shared/auth/index.js';
 import { AirlockError, isAirlockError, isApprovalRequired } from '../shared/errors/index.js';
 import { Lake } from '../shared/lake/Lake.js';
+import type { CodeStepExecutor } from '../shared/pipeline/run/index.js';
 import type { RowFormat } from '../shared/query/index.js';
 import { lakeLocation } from '../shared/lake/openLake.js';
 import { cliApprovals, registerApprovalsCommands } from './commands/approvals.js';
@@ -35,6 +36,8 @@ export interface Context {
   actor(): Promise<AuthActor>;
   /** The one enforcement point: every lake operation goes through it with {@link actor}. */
   guard(): Promise<GuardedLake>;
+  /** The code-step executor of the guard's runs, when a command sets one before its first {@link guard} (`serve`'s pool). */
+  executor?: CodeStepExecutor;
   json: boolean;
   /** Progress and notes for people, on stderr (silent under --json). */
   note(message: string): void;
@@ -77,7 +80,10 @@ export function act(cmd: Command, handler: Handler): Command {
         return lake;
       },
       guard: async () => {
-        guard ??= new GuardedLake(await ctx.lake(), await approvalGate(ctx));
+        guard ??= new GuardedLake(await ctx.lake(), {
+          ...(await approvalGate(ctx)),
+          ...(ctx.executor ? { executor: ctx.executor } : {}),
+        });
         return guard;
       },
       actor: () => {
@@ -549,35 +555,47 @@ export function buildProgram(): Command {
     ),
     async (ctx, _a, o) => {
       const lake = await ctx.lake();
-      const guard = await ctx.guard();
-      const { createHttpApp, listen } = await import('../shared/http/index.js');
-      const { bearerActor, guardedHttpLake, withRequestScope } = await import('../shared/auth/http.js');
-      // Every request needs a bearer token (401 without one); operations go through the guard.
-      const app = createHttpApp({
-        lake: guardedHttpLake(guard),
-        actorFor: bearerActor(guard),
-        // Runs start from a folder on this machine too, and go through the guard like every operation.
-        pipelines: { allowLocalPaths: true, runs: guard },
-        approvals: await cliApprovals(ctx),
-      });
-      const server = await listen(withRequestScope(app), { port: o.port as number, host: o.host as string });
-      process.stderr.write(
-        `Airlock HTTP API on ${server.url} of ${lake.owner}'s lake (bearer tokens); Ctrl-C stops it\n`,
-      );
-      // On an S3-backed lake, uploads to landing/ are ingested as the ingest Lambda does (AIRLOCK_INGEST_*).
-      const ingestion = await startServeIngestion(lake, (m) => process.stderr.write(`${m}\n`));
-      const signal = await new Promise<NodeJS.Signals>((resolve) => {
-        const stop = (s: NodeJS.Signals) => {
-          process.off('SIGINT', stop).off('SIGTERM', stop);
-          resolve(s);
-        };
-        process.on('SIGINT', stop).on('SIGTERM', stop);
-      });
-      await ingestion?.stop();
-      await server.close(); // the lake is closed by act() once this returns
-      return { value: { url: server.url, stopped: signal }, text: '' };
+      // One executor for every run served: it keeps sandbox processes ready between runs.
+      const { LocalCodeStepExecutor } = await import('../shared/pipeline/run/index.js');
+      const executor = new LocalCodeStepExecutor({ pool: { limits: {} } });
+      ctx.executor = executor;
+      try {
+        return await serve(ctx, lake, o);
+      } finally {
+        await executor.close(); // kills the waiting processes
+      }
     },
   );
+
+  async function serve(ctx: Context, lake: Lake, o: Record<string, unknown>): Promise<Output> {
+    const guard = await ctx.guard();
+    const { createHttpApp, listen } = await import('../shared/http/index.js');
+    const { bearerActor, guardedHttpLake, withRequestScope } = await import('../shared/auth/http.js');
+    // Every request needs a bearer token (401 without one); operations go through the guard.
+    const app = createHttpApp({
+      lake: guardedHttpLake(guard),
+      actorFor: bearerActor(guard),
+      // Runs start from a folder on this machine too, and go through the guard like every operation.
+      pipelines: { allowLocalPaths: true, runs: guard },
+      approvals: await cliApprovals(ctx),
+    });
+    const server = await listen(withRequestScope(app), { port: o.port as number, host: o.host as string });
+    process.stderr.write(
+      `Airlock HTTP API on ${server.url} of ${lake.owner}'s lake (bearer tokens); Ctrl-C stops it\n`,
+    );
+    // On an S3-backed lake, uploads to landing/ are ingested as the ingest Lambda does (AIRLOCK_INGEST_*).
+    const ingestion = await startServeIngestion(lake, (m) => process.stderr.write(`${m}\n`));
+    const signal = await new Promise<NodeJS.Signals>((resolve) => {
+      const stop = (s: NodeJS.Signals) => {
+        process.off('SIGINT', stop).off('SIGTERM', stop);
+        resolve(s);
+      };
+      process.on('SIGINT', stop).on('SIGTERM', stop);
+    });
+    await ingestion?.stop();
+    await server.close(); // the lake is closed by act() once this returns
+    return { value: { url: server.url, stopped: signal }, text: '' };
+  }
 
   return program;
 }

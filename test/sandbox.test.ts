@@ -4,7 +4,7 @@ import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Float64, Int64, type Table, tableFromArrays } from 'apache-arrow';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { isAirlockError } from '../shared/errors/index.js';
 import {
   bundleStep,
@@ -559,6 +559,49 @@ describe.runIf(process.platform === 'linux')('sandbox: a pool of ready processes
     expect(await liveSandboxes()).toEqual([]);
     await expect(pool.acquire(b.file, limits)).rejects.toThrow(/closed/);
     expect(() => new SandboxPool({ size: 0 })).toThrow(/positive integer/);
+  }, 180_000);
+
+  it('refills only once no process is handed out, never while a step holds one; counts what it hands out', async () => {
+    expect(() => new SandboxPool({ size: 1.5 })).toThrow(/positive integer/);
+    expect(() => new SandboxPool({ size: 1, refillDelayMs: -1 })).toThrow(/non-negative/);
+    const pool = new SandboxPool({ size: 2, limits, refillDelayMs: 20 });
+    const b = await bundle('top-level-log.mjs');
+    try {
+      await pool.ready();
+      expect(pool.stats).toEqual({ acquired: 0, pooled: 0, spawnedOnDemand: 0, refillSpawns: 2 });
+      const first = await pool.acquire(b.file, limits);
+      const second = await pool.acquire(b.file, limits);
+      expect([first.pooled, second.pooled]).toEqual([true, true]);
+      expect(pool.activeCount).toBe(2);
+      await first.send('run', { who: 'a' }, []);
+      await first.dispose();
+      // One step still holds a process: well past the refill delay, nothing is spawned.
+      await new Promise((r) => setTimeout(r, 500));
+      expect(pool.activeCount).toBe(1);
+      expect(pool.refilling).toBe(false);
+      expect(pool.idleCount).toBe(0);
+      expect(pool.stats.refillSpawns).toBe(2);
+      expect(await liveSandboxes()).toEqual([second.pid].filter((p) => p !== undefined));
+      await second.dispose();
+      // Now idle: the pool refills on its own, up to its size and no further.
+      await vi.waitFor(() => expect(pool.idleCount).toBe(2), { timeout: 60_000, interval: 100 });
+      await vi.waitFor(() => expect(pool.refilling).toBe(false), { timeout: 60_000, interval: 100 });
+      expect(pool.stats).toEqual({ acquired: 2, pooled: 2, spawnedOnDemand: 0, refillSpawns: 4 });
+      expect((await liveSandboxes()).length).toBe(2);
+      // A step arriving during the idle delay cancels the refill it would compete with.
+      const third = await pool.acquire(b.file, limits);
+      await third.dispose();
+      const fourth = await pool.acquire(b.file, limits);
+      await new Promise((r) => setTimeout(r, 300));
+      expect(pool.idleCount).toBe(0);
+      expect(pool.stats.refillSpawns).toBe(4);
+      await fourth.dispose();
+    } finally {
+      await pool.close();
+    }
+    expect(pool.idleCount).toBe(0);
+    expect(pool.refilling).toBe(false);
+    expect(await liveSandboxes()).toEqual([]);
   }, 180_000);
 });
 

@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import {
   type RunCodeStepRequest,
   runCodeStep,
@@ -51,13 +52,23 @@ export interface StartedCodeStepExecution {
 /** Options of {@link LocalCodeStepExecutor}. */
 export interface LocalCodeStepExecutorOptions {
   /**
-   * Keep this many sandbox processes ready between steps (see `SandboxPool`), for an
-   * executor shared by many runs in one long-lived process; size it to the runner's
-   * concurrency + 1. `limits` are those the runs will ask for (a step asking for others
-   * gets a fresh process). The owner must call {@link LocalCodeStepExecutor.close}.
+   * Keep sandbox processes ready between runs (see `SandboxPool`), for an executor shared
+   * by many runs in one long-lived process: `size` of them (default
+   * {@link defaultSandboxPoolSize}; cover a typical run's code steps), refilled once no step
+   * is running (`refillDelayMs`). `limits` are those the runs will ask for (a step asking
+   * for others gets a fresh process). The owner must call {@link LocalCodeStepExecutor.close}.
    * Default: no pool; every step spawns its own process.
    */
-  pool?: { size: number; limits?: Partial<SandboxLimits> };
+  pool?: { size?: number; limits?: Partial<SandboxLimits>; refillDelayMs?: number };
+}
+
+/**
+ * The default size of an executor's pool: the runner's default concurrency (min(4, CPUs))
+ * + 1 — what a run warms up at once — and at least 4, so a typical run's code steps all
+ * find a ready process and the pool refills between runs, not during one.
+ */
+export function defaultSandboxPoolSize(): number {
+  return Math.max(Math.min(4, availableParallelism()) + 1, 4);
 }
 
 /**
@@ -69,7 +80,11 @@ export class LocalCodeStepExecutor implements CodeStepExecutor {
 
   constructor(options: LocalCodeStepExecutorOptions = {}) {
     this.pool = options.pool
-      ? new SandboxPool({ size: options.pool.size, ...(options.pool.limits ? { limits: options.pool.limits } : {}) })
+      ? new SandboxPool({
+          size: options.pool.size ?? defaultSandboxPoolSize(),
+          ...(options.pool.limits ? { limits: options.pool.limits } : {}),
+          ...(options.pool.refillDelayMs !== undefined ? { refillDelayMs: options.pool.refillDelayMs } : {}),
+        })
       : undefined;
   }
 

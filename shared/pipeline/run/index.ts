@@ -1,4 +1,4 @@
-export { LocalCodeStepExecutor } from './executors.js';
+export { defaultSandboxPoolSize, LocalCodeStepExecutor } from './executors.js';
 export {
   fetchedPipelineDir,
   fetchPipelineFolder,

@@ -20,6 +20,28 @@ export interface SandboxPoolOptions {
    * use its limits.
    */
   limits?: Partial<SandboxLimits>;
+  /**
+   * How long the pool must have had no process handed out (no step bound, running or
+   * being disposed) before it spawns replacements, in ms. A run's work after its last step
+   * (validation, Parquet, commit) and the next run arriving soon after keep the pool from
+   * spawning while they need the CPU. Default {@link DEFAULT_REFILL_DELAY_MS}.
+   */
+  refillDelayMs?: number;
+}
+
+/** Default {@link SandboxPoolOptions.refillDelayMs}. */
+export const DEFAULT_REFILL_DELAY_MS = 250;
+
+/** Counters of a pool since it was created (diagnostics, tests, benchmarks). */
+export interface SandboxPoolStats {
+  /** Processes handed out by {@link SandboxPool.acquire}. */
+  acquired: number;
+  /** Of those, how many came from the pool ready. */
+  pooled: number;
+  /** Of those, how many were spawned for the step (the pool had none fitting). */
+  spawnedOnDemand: number;
+  /** Processes the pool spawned in the background to refill. */
+  refillSpawns: number;
 }
 
 /** What {@link SandboxPool.acquire} hands out: a process bound to the step's bundle. */
@@ -37,9 +59,11 @@ export interface PooledSandboxProcess extends SandboxProcess {
  * the trusted runtime (harness + apache-arrow, see `sandboxRuntime`) and waits;
  * {@link acquire} binds it to one step's bundle — the bundle is linked to the one path the
  * process may read — and hands it out for good: it serves that step and exits, and is
- * never returned to the pool. When that step is over the pool spawns replacements, one
- * at a time, at the lowest CPU priority, so at most `size` processes wait and their
- * start-up takes no CPU from steps on their critical path. {@link close} kills the waiting ones; handed-out processes
+ * never returned to the pool. The pool spawns replacements only when it is idle — no
+ * process handed out for {@link SandboxPoolOptions.refillDelayMs} — one at a time, at the
+ * lowest CPU priority, and stops as soon as a step takes a process: so at most `size`
+ * processes wait, and a refill never competes with a run on its critical path (size the
+ * pool to cover a typical run's code steps). {@link close} kills the waiting ones; handed-out processes
  * belong to their acquirer, who disposes them.
  *
  * @example
@@ -54,12 +78,22 @@ export class SandboxPool {
   private readonly idle: IdleSandbox[] = [];
   private spawning: Promise<void> | undefined;
   private closed = false;
+  private readonly refillDelayMs: number;
+  /** Handed-out processes not yet over (bound, running, or being disposed). */
+  private active = 0;
+  private refillTimer: NodeJS.Timeout | undefined;
+  private readonly counters: SandboxPoolStats = { acquired: 0, pooled: 0, spawnedOnDemand: 0, refillSpawns: 0 };
 
   constructor(options: SandboxPoolOptions) {
     if (!Number.isInteger(options.size) || options.size < 1) {
       throw invalid(`sandbox pool size must be a positive integer, not ${options.size}`);
     }
     this.size = options.size;
+    const delay = options.refillDelayMs ?? DEFAULT_REFILL_DELAY_MS;
+    if (!Number.isFinite(delay) || delay < 0) {
+      throw invalid(`sandbox pool refill delay must be a non-negative number of ms, not ${delay}`);
+    }
+    this.refillDelayMs = delay;
     if (options.limits) {
       this.profile = profileOf({ ...DEFAULT_SANDBOX_LIMITS, ...options.limits });
       this.fill();
@@ -72,13 +106,31 @@ export class SandboxPool {
     return this.idle.length;
   }
 
+  /** Processes handed out and not yet over; the pool refills only while this is 0. */
+  get activeCount(): number {
+    return this.active;
+  }
+
+  /** True while the pool is spawning replacements in the background. */
+  get refilling(): boolean {
+    return this.spawning !== undefined;
+  }
+
+  /** A copy of the pool's counters. */
+  get stats(): SandboxPoolStats {
+    return { ...this.counters };
+  }
+
   /** The pids of the waiting processes (for tests and diagnostics). */
   idlePids(): number[] {
     this.prune();
     return this.idle.flatMap((p) => (p.pid === undefined ? [] : [p.pid]));
   }
 
-  /** Resolves once the pool holds `size` processes whose runtime has started (or it is closed). */
+  /**
+   * Resolves once the pool holds `size` processes whose runtime has started (or it is
+   * closed). Fills the pool now, even while steps hold processes (an owner's explicit wait).
+   */
   async ready(): Promise<void> {
     // Bounded: a machine where spawning fails must not make this spin.
     for (let attempt = 0; attempt < this.size * 3; attempt++) {
@@ -88,7 +140,7 @@ export class SandboxPool {
       await Promise.all(this.idle.map((p) => p.booted.catch(() => undefined)));
       this.prune();
       if (this.closed || (this.idle.length >= this.size && !this.spawning)) return;
-      this.fill();
+      this.fill(true);
     }
   }
 
@@ -112,9 +164,19 @@ export class SandboxPool {
       void Promise.all(stale.map((p) => p.dispose()));
     }
     const pooled = chosen !== undefined;
-    // The pool refills once this step is over, not now: spawning forks this process, and
-    // a start-up would compete with the step for the CPU while it is on the critical path.
-    const refill = () => this.fill();
+    this.counters.acquired++;
+    this.counters[pooled ? 'pooled' : 'spawnedOnDemand']++;
+    // The pool refills only once no step is using it (see scheduleRefill): spawning forks
+    // this process, and a start-up would compete with the run for the CPU.
+    this.active++;
+    this.cancelRefill();
+    let over = false;
+    const refill = () => {
+      if (over) return;
+      over = true;
+      this.active--;
+      this.scheduleRefill();
+    };
     let idle: IdleSandbox;
     try {
       idle = chosen ?? (await spawnIdleSandbox(wanted));
@@ -127,13 +189,7 @@ export class SandboxPool {
       return {
         pid: bound.pid,
         pooled,
-        async send(mode, params, inputs) {
-          try {
-            return await bound.send(mode, params, inputs);
-          } finally {
-            refill();
-          }
-        },
+        send: (mode, params, inputs) => bound.send(mode, params, inputs),
         async dispose() {
           await bound.dispose();
           refill();
@@ -149,6 +205,7 @@ export class SandboxPool {
   /** Kills the waiting processes and stops refilling. Handed-out processes are not touched. Idempotent. */
   async close(): Promise<void> {
     this.closed = true;
+    this.cancelRefill();
     await this.spawning?.catch(() => undefined);
     const all = this.idle.splice(0);
     await Promise.all(all.map((p) => p.dispose()));
@@ -163,15 +220,36 @@ export class SandboxPool {
     }
   }
 
-  /** Spawns replacements one after another (never several at once) until `size` wait. */
-  private fill(): void {
+  /** Refills after {@link refillDelayMs} without any process handed out. */
+  private scheduleRefill(): void {
+    this.cancelRefill();
+    if (this.closed || this.active > 0) return;
+    this.refillTimer = setTimeout(() => {
+      this.refillTimer = undefined;
+      if (this.active === 0) this.fill();
+    }, this.refillDelayMs);
+    this.refillTimer.unref();
+  }
+
+  private cancelRefill(): void {
+    if (this.refillTimer) clearTimeout(this.refillTimer);
+    this.refillTimer = undefined;
+  }
+
+  /**
+   * Spawns replacements one after another (never several at once) until `size` wait, at
+   * the lowest CPU priority; stops starting new ones as soon as a step takes a process
+   * (the idle timer starts it again once that step is over) unless `evenIfBusy` ({@link ready}).
+   */
+  private fill(evenIfBusy = false): void {
     if (this.spawning || this.closed || !this.profile) return;
     this.spawning = (async () => {
       try {
         while (!this.closed && this.profile) {
           this.prune();
-          if (this.idle.length >= this.size) return;
+          if (this.idle.length >= this.size || (this.active > 0 && !evenIfBusy)) return;
           const profile = this.profile;
+          this.counters.refillSpawns++;
           const idle = await spawnIdleSandbox(profile, await sandboxRuntime(), { background: true });
           if (this.closed || this.profile !== profile) {
             await idle.dispose();
