@@ -1,10 +1,11 @@
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Actor } from '../shared/catalog/index.js';
+import { openApprovals } from '../shared/approvals/index.js';
+import { GuardedLake } from '../shared/auth/index.js';
+import { isAirlockError } from '../shared/errors/index.js';
 import { Lake } from '../shared/lake/Lake.js';
 import { lakeLocation } from '../shared/lake/openLake.js';
-import { PipelineRunner } from '../shared/pipeline/run/index.js';
 import type { Output } from './main.js';
 import { renderDiff, short } from './render.js';
 
@@ -32,17 +33,26 @@ export async function runDemo(options: { json: boolean; lake?: string }): Promis
   };
   const { lake } = await Lake.init(lakeLocation({ lake: dir }));
   try {
-    const owner: Actor = { person: lake.owner };
-    const agent: Actor = { person: lake.owner, agent: 'analyst' };
+    // Every step below goes through the one enforcement point, as the CLI, HTTP and MCP do.
+    const { approvals } = openApprovals(lake, {
+      audit: false,
+      mayApprove: (approver, approval) => guard.mayApprove(approver, approval.target, approval.action),
+    });
+    const guard: GuardedLake = new GuardedLake(lake, { approvals });
+    // Decisions do not pass through the guard: the service audits them itself (as `airlock approvals` does).
+    const decisions = openApprovals(lake, {
+      mayApprove: (approver, approval) => guard.mayApprove(approver, approval.target, approval.action),
+    }).approvals;
+    const owner = guard.owner;
     const count = async (ref: string) =>
-      Number((await lake.query(owner, { sql: 'SELECT count(*) AS n FROM raw.events', ref })).rows[0]?.n);
+      Number((await guard.query(owner, { sql: 'SELECT count(*) AS n FROM raw.events', ref })).rows[0]?.n);
 
     say(`Airlock demo — a fresh lake at ${dir}`);
     say('');
-    say('1. The lake starts with one branch, main. It is protected: it changes only by merge.');
-    await lake.catalog.createBranch('ingest', 'main', owner);
+    say(`1. The lake starts with one branch, main. It is protected: it changes only by merge.`);
+    await guard.createBranch(owner, { name: 'ingest' });
     writeFileSync(join(files, 'events.csv'), eventsCsv(1, 2000));
-    const imported = await lake.importTable(owner, {
+    const imported = await guard.importTable(owner, {
       table: 'raw.events',
       file: join(files, 'events.csv'),
       branch: 'ingest',
@@ -51,60 +61,114 @@ export async function runDemo(options: { json: boolean; lake?: string }): Promis
       tags: { email: ['pii'] },
     });
     say(
-      `   On branch 'ingest' we import events.csv: ${imported.rows} rows into raw.events (id unique, email tagged pii).`,
+      `   On branch 'ingest' ${owner.person} imports events.csv: ${imported.rows} rows into raw.events (id unique, email tagged pii).`,
     );
-    const ff = await lake.catalog.merge('ingest', 'main', { actor: owner, message: 'Publish raw events' });
+    const ff = await guard.merge(owner, { source: 'ingest', into: 'main', message: 'Publish raw events' });
     say(
       `   Merging 'ingest' into main fast-forwards it to ${short(ff.sourceCommit)}: one atomic step, no data copied.`,
     );
     const published = new Date().toISOString();
 
     say('');
-    say(`2. An agent ('analyst', acting for ${owner.person}) works on its own branch. Branching is O(1).`);
+    say('2. People, and an agent acting for one of them. An agent is never a principal: it can do at');
+    say("   most what its person can, narrowed by its token's scopes.");
+    await guard.addUser(owner, { name: 'dana', role: 'approver' });
+    await guard.addUser(owner, { name: 'ann', role: 'approver' });
+    const token = await guard.createToken(owner, { person: 'dana', agent: 'analyst', ttl: '1d' });
+    const agent = await guard.authenticate(token.token);
+    say(
+      `   dana and ann are approvers. dana's agent 'analyst' gets a token (${token.token.slice(0, 12)}…, shown once,`,
+    );
+    say(`   stored as a SHA-256 hash, expires ${token.expires}) with the default scopes: ${token.scopes.join(', ')}.`);
+    const seen = await guard.query(agent, { sql: 'SELECT id, email FROM raw.events ORDER BY id LIMIT 1' });
+    say(
+      `   What the agent sees of a pii column: id ${seen.rows[0]?.id}, email ${seen.rows[0]?.email} (masked in the engine).`,
+    );
+
+    say('');
+    say('3. The agent works on its own branch without any ceremony. Branching is O(1).');
     const agentBranch = 'agent/analyst/late-events';
-    await lake.catalog.createBranch(agentBranch, 'main', agent);
+    await guard.createBranch(agent, { name: agentBranch });
     writeFileSync(join(files, 'late.csv'), eventsCsv(2001, 500));
-    await lake.importTable(agent, { table: 'raw.events', file: join(files, 'late.csv'), branch: agentBranch });
-    await lake.addColumn(agent, { table: 'raw.events', branch: agentBranch, column: 'channel', type: 'Utf8' });
+    await guard.importTable(agent, { table: 'raw.events', file: join(files, 'late.csv'), branch: agentBranch });
+    await guard.addColumn(agent, { table: 'raw.events', branch: agentBranch, column: 'channel', type: 'Utf8' });
     say(`   It appends 500 late events and adds a nullable column 'channel'. Nobody else sees this yet:`);
     say(`   main has ${await count('main')} events, '${agentBranch}' has ${await count(agentBranch)}.`);
-    say('   airlock diff main ' + agentBranch);
-    for (const line of renderDiff(await lake.catalog.diff('main', agentBranch)).split('\n')) say(`     ${line}`);
+    say(`   airlock diff main ${agentBranch}`);
+    for (const line of renderDiff(await guard.diff(owner, { from: 'main', to: agentBranch })).split('\n'))
+      say(`     ${line}`);
+    const direct = await guard
+      .importTable(agent, { table: 'raw.events', file: join(files, 'late.csv'), branch: 'main' })
+      .then(
+        () => 'allowed',
+        (e: unknown) => (isAirlockError(e) ? e.code : String(e)),
+      );
+    say(`   Writing to main directly: ${direct} (protected branches change only by merge).`);
 
     say('');
-    say('3. Meanwhile a person appends a hotfix batch to main through another branch.');
-    await lake.catalog.createBranch('hotfix', 'main', owner);
+    say('4. Meanwhile a person appends a hotfix batch to main through another branch.');
+    await guard.createBranch(owner, { name: 'hotfix' });
     writeFileSync(join(files, 'hotfix.csv'), eventsCsv(5001, 100));
-    await lake.importTable(owner, { table: 'raw.events', file: join(files, 'hotfix.csv'), branch: 'hotfix' });
-    await lake.catalog.merge('hotfix', 'main', { actor: owner, message: 'Hotfix batch' });
+    await guard.importTable(owner, { table: 'raw.events', file: join(files, 'hotfix.csv'), branch: 'hotfix' });
+    await guard.merge(owner, { source: 'hotfix', into: 'main', message: 'Hotfix batch' });
     say(`   main now has ${await count('main')} events.`);
-    const plan = await lake.catalog.merge(agentBranch, 'main', { actor: owner, message: 'x', dryRun: true });
-    say(`   The agent's merge, dry run: ${plan.status} — both sides only appended, so their files are unioned.`);
-    const merged = await lake.catalog.merge(agentBranch, 'main', {
-      actor: owner,
-      message: `Merge ${agentBranch}: late events + channel column`,
-    });
-    say(`   Merged as ${short(merged.commit)} in one conditional transaction. main has ${await count('main')} events.`);
 
     say('');
-    say('4. Time travel: every ref is queryable as it was.');
+    say('5. The agent proposes its merge into main. That crosses a boundary, so it waits for a person:');
+    const approvalId = await guard
+      .merge(agent, {
+        source: agentBranch,
+        into: 'main',
+        message: `Merge ${agentBranch}: late events + channel column`,
+      })
+      .then(
+        () => undefined,
+        (e: unknown) => {
+          if (isAirlockError(e) && e.code === 'APPROVAL_REQUIRED') return e.details.approvalId as string;
+          throw e;
+        },
+      );
+    if (!approvalId) throw new Error("the agent's merge into main did not wait for approval");
+    const request = await approvals.get(approvalId);
+    say(`   APPROVAL_REQUIRED (exit 5): approval ${approvalId} — ${request.summary}`);
+    const selfApproval = await decisions.approve(agent, approvalId).then(
+      () => 'allowed',
+      (e: unknown) => (isAirlockError(e) ? e.code : String(e)),
+    );
+    const ownPerson = await decisions.approve({ person: 'dana' }, approvalId).then(
+      () => 'allowed',
+      (e: unknown) => (isAirlockError(e) ? e.code : String(e)),
+    );
+    say(`   The agent approving it: ${selfApproval}. dana, its own person: ${ownPerson}.`);
+    const approved = await decisions.approve({ person: 'ann' }, approvalId);
+    const mergeCommit = approved.result?.commit as string;
+    say(
+      `   ann approves: merged three-way as ${short(mergeCommit)} (both sides only appended: files unioned), exactly once.`,
+    );
+    say(`   main has ${await count('main')} events.`);
+
+    say('');
+    say('6. Time travel: every ref is queryable as it was.');
     say(`   SELECT count(*) FROM raw.events --ref main@${published}  →  ${await count(`main@${published}`)}`);
     say(`   SELECT count(*) FROM raw.events --ref main~1                   →  ${await count('main~1')}`);
-    const byCountry = await lake.query(owner, {
-      sql: 'SELECT country, count(*) AS events, round(sum(amount), 1) AS amount FROM raw.events GROUP BY country ORDER BY country',
+    const byCountry = await guard.query(owner, {
+      sql: 'SELECT country, count(*) AS events FROM raw.events GROUP BY country ORDER BY country',
       ref: 'main',
     });
     say(`   By country on main: ${byCountry.rows.map((r) => `${r.country} ${r.events}`).join(', ')}`);
 
     say('');
-    say("5. The agent's change turns out to be wrong. Revert it: a new commit, no data copied.");
-    const reverted = await lake.catalog.revert(merged.commit as string, 'main', { actor: owner });
+    say("7. The agent's change turns out to be wrong. Revert it on a branch and merge: no data copied.");
+    await guard.createBranch(owner, { name: 'undo-late-events' });
+    const reverted = await guard.revert(owner, { commit: mergeCommit, branch: 'undo-late-events' });
+    await guard.merge(owner, { source: 'undo-late-events', into: 'main', message: 'Undo the late events' });
     say(
-      `   Reverted ${short(merged.commit)} as ${short(reverted.commit.id)}. main has ${await count('main')} events; the hotfix stays.`,
+      `   Reverted ${short(mergeCommit)} as ${short(reverted.commit.id)}. main has ${await count('main')} events; the hotfix stays.`,
     );
+
     say('');
-    say('6. Pipelines publish all their outputs or none. Two agents run the same two-output pipeline at once;');
-    say('   the second one crashes between its two writes.');
+    say('8. Pipelines publish all their outputs or none. Two agents run the same two-output pipeline');
+    say('   into main at once; the second one crashes between its two writes.');
     const pipelineDir = join(files, 'country-report');
     mkdirSync(pipelineDir);
     writeFileSync(
@@ -126,27 +190,24 @@ export async function runDemo(options: { json: boolean; lake?: string }): Promis
 };
 `,
     );
-    const runner = new PipelineRunner({
-      catalog: lake.catalog,
-      store: lake.stores.store,
-      objects: lake.stores.objects,
-      stagingDir: lake.stores.stagingDir,
-    });
+    const agentA = await guard.authenticate(
+      (await guard.createToken(owner, { person: 'dana', agent: 'agent-a' })).token,
+    );
+    const agentB = await guard.authenticate(
+      (await guard.createToken(owner, { person: 'dana', agent: 'agent-b' })).token,
+    );
     const [first, second] = await Promise.all([
-      runner.start(
-        { person: owner.person, agent: 'agent-a' },
-        { pipelineDir, branch: 'main', params: { agent: 'agent-a' } },
-      ),
-      runner.start(
-        { person: owner.person, agent: 'agent-b' },
-        { pipelineDir, branch: 'main', params: { agent: 'agent-b', crash: 'yes' } },
-      ),
+      guard.runPipeline(agentA, { pipelineDir, branch: 'main', params: { agent: 'agent-a' } }),
+      guard.runPipeline(agentB, { pipelineDir, branch: 'main', params: { agent: 'agent-b', crash: 'yes' } }),
     ]);
     for (const run of [first, second]) {
       const steps = run.steps.map((s) => `${s.name} ${s.status}`).join(', ');
       say(`   run ${run.runId} (${run.params.agent}): ${run.status} — ${steps}`);
     }
-    const madeBy = await lake.query(owner, {
+    if (first.status !== 'awaiting_approval' || !first.approvalId) throw new Error('the first run did not wait');
+    const runApproval = await decisions.approve({ person: 'ann' }, first.approvalId);
+    say(`   ann approves the first run's publish (approval ${first.approvalId}): ${runApproval.status}.`);
+    const madeBy = await guard.query(owner, {
       sql: 'SELECT (SELECT min(made_by) FROM report.by_country) AS by_country, (SELECT min(made_by) FROM report.top) AS top',
       ref: 'main',
     });
@@ -157,21 +218,52 @@ export async function runDemo(options: { json: boolean; lake?: string }): Promis
       `   The crashed run published nothing; its finished step waits on ${second.runBranch} (airlock runs show ${second.runId}).`,
     );
 
-    const history = await lake.catalog.history('main', 10);
+    const history = await guard.log(owner, { ref: 'main', limit: 10 });
     say('');
     say('   airlock log main');
     for (const c of history)
-      say(`     ${short(c.id)}  ${c.kind.padEnd(6)}  ${c.agent ? `${c.author}/${c.agent}` : c.author}  ${c.message}`);
+      say(
+        `     ${short(c.id)}  ${c.kind.padEnd(6)}  ${c.agent ? `${c.author}/${c.agent}` : c.author}  ${c.message.split('\n')[0]}`,
+      );
+
+    say('');
+    say('9. Every request above — reads, denials and approvals included — is in a tamper-evident audit trail.');
+    const verified = await guard.audit.verify();
+    say(
+      `   airlock audit verify: ${verified.ok ? 'intact' : 'BROKEN'}, ${verified.entries} entries in one SHA-256 hash chain.`,
+    );
+    const why = (await guard.audit.log({ limit: 200 })).filter((e) => e.agent === 'analyst' || e.person === 'ann');
+    say('   airlock audit log --actor dana/analyst (and ann), oldest first:');
+    for (const e of why.reverse().slice(-8)) {
+      say(`     ${e.time}  ${e.agent ? `${e.person}/${e.agent}` : e.person}  ${e.action}  ${e.target}  ${e.outcome}`);
+    }
     say('');
     say(`Explore this lake yourself:  npx airlock log --lake ${dir}`);
+    say(`                             npx airlock audit log --lake ${dir}`);
     say(`                             npx airlock query "SELECT * FROM raw.events LIMIT 5" --lake ${dir}`);
     return {
       value: {
         lake: dir,
         mainHead: (await lake.catalog.head('main')).commit,
+        approvals: [
+          { approvalId, action: 'merge', status: approved.status },
+          { approvalId: first.approvalId, action: 'run', status: runApproval.status },
+        ],
         runs: [first, second].map((r) => ({ runId: r.runId, status: r.status, agent: r.params.agent })),
         events: await count('main'),
-        steps: ['import', 'branch', 'diff', 'merge', 'time-travel', 'revert', 'pipeline-runs'],
+        audit: { ok: verified.ok, entries: verified.entries },
+        steps: [
+          'import',
+          'people-and-agents',
+          'branch',
+          'diff',
+          'approval',
+          'merge',
+          'time-travel',
+          'revert',
+          'pipeline-runs',
+          'audit',
+        ],
       },
       text: '',
     };

@@ -161,16 +161,25 @@ describe('airlock run / runs (CLI contract)', { timeout: 240_000 }, () => {
 });
 
 describe('airlock demo', { timeout: 240_000 }, () => {
-  it('tells the whole story, ending with two concurrent pipeline runs where main shows both outputs of the first', async () => {
+  it('tells the whole story: an agent acting for a person, approvals, two concurrent pipeline runs where main shows both outputs of the first, the audit trail', async () => {
     const dir = join(tempDir('airlock-demo-test-'), 'lake');
     const r = await airlock(['demo', '--json', '--lake', dir]);
     expect(r.code, r.stderr).toBe(0);
     expect(r.json.steps).toContain('pipeline-runs');
     const statuses = (r.json.runs as Array<{ status: string; agent: string }>).map((x) => [x.agent, x.status]);
+    // Agents' runs into the protected main wait for a person; ann approved the first one's publish.
     expect(statuses).toEqual([
-      ['agent-a', 'succeeded'],
+      ['agent-a', 'awaiting_approval'],
       ['agent-b', 'failed'],
     ]);
+    expect(r.json.approvals).toEqual([
+      expect.objectContaining({ action: 'merge', status: 'executed' }),
+      expect.objectContaining({ action: 'run', status: 'executed' }),
+    ]);
+    expect(r.json.audit.ok).toBe(true);
+    expect(r.json.audit.entries).toBeGreaterThan(20);
+    const verify = await airlock(['audit', 'verify', '--json', '--lake', dir]);
+    expect(verify.code, verify.stderr).toBe(0);
     const q = await airlock([
       'query',
       'SELECT (SELECT min(made_by) FROM report.by_country) AS a, (SELECT max(made_by) FROM report.top) AS b',
