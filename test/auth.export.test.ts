@@ -5,6 +5,7 @@ import type { Approvals } from '../shared/approvals/index.js';
 import type { AuthActor, GuardedLake } from '../shared/auth/index.js';
 import type { Lake } from '../shared/lake/Lake.js';
 import { castOfActors, csvFile, guardedLake } from './auth.fixtures.js';
+import { airlock, tempDir } from './support/cli.js';
 
 /** Exports beyond masks, filters and caps through the guard's approvals; `table tag` through the guard. */
 let lake: Lake;
@@ -254,4 +255,59 @@ describe('tagColumns through the guard', () => {
     const [entry] = await guard.audit.log({ actor: { person: 'ada' }, action: 'table.untag', limit: 1 });
     expect(entry?.outcome).toBe('ok');
   });
+});
+
+describe('the CLI: table export --approval (dist/cli.mjs; run npm run build first)', () => {
+  it('the requester downloads the approved raw export (exit 0); before approval exit 5; anyone else exit 4', async () => {
+    const cli = tempDir('airlock-export-cli-');
+    const L = ['--lake', join(cli, 'lake')];
+    const as = (token: string) => ({ env: { AIRLOCK_TOKEN: token } });
+    expect((await airlock(['init', ...L])).code).toBe(0);
+    await airlock(['branch', 'create', 'dev', ...L]);
+    const people = csvFile(cli, 'people.csv', 'id,email\n1,ann@example.com\n2,bob@example.com\n');
+    expect(
+      (await airlock(['table', 'import', 'raw.people', people, '--branch', 'dev', '--tag', 'email=pii', ...L])).code,
+    ).toBe(0);
+    expect((await airlock(['merge', 'dev', '--into', 'main', ...L])).code).toBe(0);
+    const tokens: Record<string, string> = {};
+    for (const [name, role] of [
+      ['walt', 'writer'],
+      ['ada', 'admin'],
+      ['rita', 'reader'],
+    ]) {
+      expect((await airlock(['user', 'add', name as string, '--role', role as string, ...L])).code).toBe(0);
+      tokens[name as string] = (
+        await airlock(['token', 'create', '--user', name as string, '--json', ...L])
+      ).json.token;
+    }
+    const out = join(cli, 'people-out.csv');
+    const asked = await airlock(['table', 'export', 'raw.people', out, '--json', ...L], as(tokens.walt as string));
+    expect(asked.code).toBe(5);
+    expect(asked.json).toMatchObject({ status: 'awaiting_approval' });
+    const id = String(asked.json.approvalId);
+    expect(id).toMatch(/^[0-9a-f]{12}$/);
+    const early = await airlock(
+      ['table', 'export', 'raw.people', out, '--approval', id, ...L],
+      as(tokens.walt as string),
+    );
+    expect(early.code).toBe(5);
+    expect(existsSync(out)).toBe(false);
+
+    expect((await airlock(['approvals', 'approve', id, ...L], as(tokens.ada as string))).code).toBe(0);
+    const got = await airlock(
+      ['table', 'export', 'raw.people', out, '--approval', id, '--json', ...L],
+      as(tokens.walt as string),
+    );
+    expect(got.code).toBe(0);
+    expect(got.json).toMatchObject({ rows: 2, approval: id });
+    expect(readFileSync(out, 'utf8')).toContain('bob@example.com');
+
+    const other = join(cli, 'rita.csv');
+    const denied = await airlock(
+      ['table', 'export', 'raw.people', other, '--approval', id, ...L],
+      as(tokens.rita as string),
+    );
+    expect(denied.code).toBe(4);
+    expect(existsSync(other)).toBe(false);
+  }, 300_000);
 });
