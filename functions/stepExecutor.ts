@@ -50,6 +50,12 @@ async function fetchInput(name: string, url: string): Promise<Uint8Array> {
  * environment, memory and time limits; network and PID namespaces where the runtime
  * allows them). Step failures come back as `{ ok: false, error }` with the sandbox's
  * details, so the orchestrator records them exactly as it does locally.
+ *
+ * Each step spawns its own process (no `SandboxPool` here, unlike `airlock serve`): Lambda
+ * freezes the container as soon as the handler returns, so a pool's background refill
+ * would only run during the next invocation — on that step's critical path — or delay
+ * this response. (The runner Lambda runs no step processes at all: its executor invokes
+ * this function.)
  */
 export async function handler(event: StepExecutorEvent): Promise<StepExecutorResult> {
   let dir: string | undefined;
