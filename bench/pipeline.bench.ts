@@ -191,6 +191,7 @@ try {
   await runTime('cold', chain, 'empty');
   const single: Record<Kind, number[]> = { 'in-process': [], cold: [], 'started ahead': [], pooled: [] };
   const chained: Record<Kind, number[]> = { 'in-process': [], cold: [], 'started ahead': [], pooled: [] };
+  const statsBefore = pool?.stats;
   for (let i = 0; i < RUNS; i++) {
     for (const kind of ['in-process', ...sandboxKinds] as const) {
       single[kind].push((await runTime(kind, pipe, 'empty')).wall);
@@ -198,6 +199,10 @@ try {
     }
   }
   loads.push(`after whole runs ${load()}`);
+  const statsAfter = pool?.stats;
+  const fromPool = (statsAfter?.pooled ?? 0) - (statsBefore?.pooled ?? 0);
+  const onDemand = (statsAfter?.spawnedOnDemand ?? 0) - (statsBefore?.spawnedOnDemand ?? 0);
+  console.log(`pooled whole runs: ${fromPool} processes from the pool, ${onDemand} spawned on demand`);
   for (const kind of ['in-process', ...sandboxKinds] as const) {
     console.log(
       `${kind}: one-step run ${ms(median(single[kind]))} (min ${ms(min(single[kind]))}), ${CHAIN}-step chain ${ms(median(chained[kind]))} (min ${ms(min(chained[kind]))})`,
@@ -271,7 +276,7 @@ try {
   const md = [
     '# Pipeline benchmark (sandboxed step vs the same step in-process)',
     '',
-    `Run ${new Date().toISOString()} · nproc ${availableParallelism()} · load average (1, 5, 15 min) ${loads.join('; ')} · Node ${process.version} · runner concurrency ${CONCURRENCY}, pool size ${POOL_SIZE} · \`npx tsx bench/pipeline.bench.ts\``,
+    `Run ${new Date().toISOString()} · nproc ${availableParallelism()} · load average (1, 5, 15 min) ${loads.join('; ')} · Node ${process.version} · runner concurrency ${CONCURRENCY}, pool size ${POOL_SIZE} (pooled whole runs: ${fromPool} processes from the pool, ${onDemand} spawned on demand) · \`npx tsx bench/pipeline.bench.ts\``,
     '',
     "The in-process variant calls the step module in the benchmark process; the sandbox variants run it in its own process (permission model reading one file, empty environment, network and PID namespaces, `nobody` uid, heap and CPU limits, Arrow IPC over pipes). Three ways of getting that process: **cold** — spawned when the step needs it, so the spawn is on the critical path (the issue's definition); **started ahead** — the runner spawns each code step's process when the run starts or while the steps before it run (a one-shot `airlock run`); **pooled** — a long-lived executor (`LocalCodeStepExecutor` with a pool, as `airlock serve`, a Lambda container or this benchmark keep) holds ready, bundle-agnostic processes (as many as the longest run here has code steps; it refills only when no step holds one); a step binds one to its bundle (link + signal, then the bundle loads) and the process exits after that one step. Pooled runs start with a full pool (the pool refills between runs). Step-level rows call `runCodeStep` / a pooled process directly; run rows are whole dry runs through `PipelineRunner` on a local lake (input read as Arrow, step, output validated, written as Parquet, committed to the run branch), overhead = difference of wall times. The machine is shared (2 CPUs, other sessions running): compare rows of the same run, and read the load averages.",
     '',
