@@ -5,7 +5,6 @@ import { bearerActor, guardedHttpLake, inRequestScope } from '../shared/auth/htt
 import { openApprovals } from '../shared/approvals/index.js';
 import { type HttpApp, createHttpApp, errorResponse } from '../shared/http/index.js';
 import { Lake } from '../shared/lake/Lake.js';
-import { lakeLocation } from '../shared/lake/openLake.js';
 
 /**
  * The lake and its HTTP app, opened once per Lambda container from the environment
@@ -15,7 +14,7 @@ import { lakeLocation } from '../shared/lake/openLake.js';
  */
 let opened: Promise<HttpApp> | undefined;
 function app(): Promise<HttpApp> {
-  opened ??= Lake.open(lakeLocation({})).then(
+  opened ??= Lake.openFromEnv().then(
     (lake) => {
       // As `airlock serve`: bearer tokens only (401 without one), every operation through the guard.
       const { approvals } = openApprovals(lake, {
@@ -24,7 +23,7 @@ function app(): Promise<HttpApp> {
       });
       const guard: GuardedLake = new GuardedLake(lake, { approvals });
       for (const [action, executor] of Object.entries(guard.approvalExecutors())) {
-        approvals.register(action as 'grant' | 'export', executor);
+        approvals.register(action as 'grant' | 'export' | 'unmask', executor);
       }
       // Runs go through the guard too; pipeline folders come from the lake bucket only (no server paths).
       // Decisions under /v1/approvals: the approver is the bearer token's actor, and the

@@ -237,14 +237,25 @@ describe('tagColumns through the guard', () => {
     const untag = { table: 'ops.events', columns: ['kind'], tag: 'pii', remove: true };
     const a = await refusal(guard.tagColumns(actor('agent of writer'), { ...untag, branch: 'agent/wbot/untag' }));
     expect(a.code).toBe('APPROVAL_REQUIRED');
-    expect((await approvals.get(String(a.details?.approvalId))).action).toBe('unmask');
+    const unmaskId = String(a.details?.approvalId);
+    expect((await approvals.get(unmaskId)).action).toBe('unmask');
     expect((await lake.catalog.head('agent/wbot/untag')).commit).toBe(head);
-    // Adding another tag is an ordinary write for the agent on its own branch.
+    // An agent never approves; an admin's approval removes the tag once, as the agent.
+    expect((await refusal(approvals.approve(actor('agent of admin'), unmaskId))).code).toBe('DENIED');
+    const done = await approvals.approve(actor('admin'), unmaskId);
+    expect(done.status).toBe('executed');
+    const untagged = await lake.catalog.getTable('agent/wbot/untag', 'ops.events');
+    expect(untagged.version.schema.fields.find((f) => f.name === 'kind')?.tags).toEqual([]);
+    expect((await approvals.approve(actor('admin'), unmaskId)).result).toEqual(done.result);
+    const [commit] = await lake.catalog.history('agent/wbot/untag', 1);
+    expect(commit?.id).toBe(done.result?.commit);
+    expect(commit?.agent).toBe('wbot');
+    // Adding a tag is an ordinary write for the agent on its own branch.
     await guard.tagColumns(actor('agent of writer'), {
       table: 'ops.events',
       branch: 'agent/wbot/untag',
       columns: ['kind'],
-      tag: 'internal',
+      tag: 'pii',
     });
 
     const w = await refusal(guard.tagColumns(actor('writer'), { ...untag, branch: 'wtag' }));

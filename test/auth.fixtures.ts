@@ -1,7 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Approvals, openApprovals } from '../shared/approvals/index.js';
-import { type AuthActor, exportExecutor, GuardedLake, grantExecutor } from '../shared/auth/index.js';
+import { type AuthActor, exportExecutor, GuardedLake, grantExecutor, unmaskExecutor } from '../shared/auth/index.js';
 import { Lake } from '../shared/lake/Lake.js';
 import { tempDir } from './support/cli.js';
 
@@ -18,6 +18,7 @@ export async function guardedLake(
   const guard: GuardedLake = new GuardedLake(lake, { approvals });
   approvals.register('grant', grantExecutor(guard.directory));
   approvals.register('export', exportExecutor(lake));
+  approvals.register('unmask', unmaskExecutor(lake));
   return { lake, guard, dir, approvals };
 }
 

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { AuthDirectory, exportExecutor, grantExecutor } from '../../shared/auth/index.js';
+import { AuthDirectory, exportExecutor, grantExecutor, unmaskExecutor } from '../../shared/auth/index.js';
 import type {
   GuardedLakeOptions,
   Person,
@@ -27,6 +27,7 @@ export async function approvalGate(ctx: Context): Promise<GuardedLakeOptions> {
   });
   approvals.register('grant', grantExecutor(new AuthDirectory(lake.stores.store)));
   approvals.register('export', exportExecutor(lake));
+  approvals.register('unmask', unmaskExecutor(lake));
   return { approvals };
 }
 

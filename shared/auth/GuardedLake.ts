@@ -16,6 +16,7 @@ import type { ExecutionOptions, RunSummary, StartRunOptions } from '../pipeline/
 import type { CapScope, EffectiveCaps, QueryCaps, QueryResult, QuerySink, QueryStats } from '../query/index.js';
 import { type AuthApprovalExecutor, grantExecutor } from './approvalExecutors.js';
 import { exportExecutor, exportFormat } from './exportExecutor.js';
+import { unmaskExecutor } from './unmaskExecutor.js';
 import { AuthDirectory, checkName, checkRole, principalText } from './AuthDirectory.js';
 import { type AuthActor, Authority, parseScope, SCOPE_RIGHTS } from './Authority.js';
 import {
@@ -154,10 +155,15 @@ export class GuardedLake {
   /**
    * Executors of the gated actions besides merge, for the approvals service: `grant`
    * (user, grant, row filter and mask changes requested by an admin's agent) and `export`
-   * (a raw export beyond the requester's masks, filters or caps).
+   * (a raw export beyond the requester's masks, filters or caps) and `unmask` (an agent's
+   * removal of a `pii` tag).
    */
-  approvalExecutors(): { grant: AuthApprovalExecutor; export: AuthApprovalExecutor } {
-    return { grant: grantExecutor(this.directory), export: exportExecutor(this.lake) };
+  approvalExecutors(): { grant: AuthApprovalExecutor; export: AuthApprovalExecutor; unmask: AuthApprovalExecutor } {
+    return {
+      grant: grantExecutor(this.directory),
+      export: exportExecutor(this.lake),
+      unmask: unmaskExecutor(this.lake),
+    };
   }
 
   /** May this actor approve an action on `target`? (a person, never an agent, holding merge on it). */

@@ -5,6 +5,7 @@
  */
 export { grantExecutor } from './approvalExecutors.js';
 export { exportExecutor, exportFormat, exportKey } from './exportExecutor.js';
+export { unmaskExecutor } from './unmaskExecutor.js';
 export { AUTH_PARTITION, AuthDirectory, checkName, checkRole, principalText } from './AuthDirectory.js';
 export { Authority, parseScope, SCOPE_RIGHTS } from './Authority.js';
 export { checkGrant, checkScope, GuardedLake } from './GuardedLake.js';
