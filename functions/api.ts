@@ -5,6 +5,7 @@ import { bearerActor, guardedHttpLake, inRequestScope } from '../shared/auth/htt
 import { openApprovals } from '../shared/approvals/index.js';
 import { type HttpApp, createHttpApp, errorResponse } from '../shared/http/index.js';
 import { Lake } from '../shared/lake/Lake.js';
+import { lakeLocation } from '../shared/lake/openLake.js';
 
 /**
  * The lake and its HTTP app, opened once per Lambda container from the environment
@@ -14,7 +15,7 @@ import { Lake } from '../shared/lake/Lake.js';
  */
 let opened: Promise<HttpApp> | undefined;
 function app(): Promise<HttpApp> {
-  opened ??= Lake.openFromEnv().then(
+  opened ??= Lake.open(lakeLocation({})).then(
     (lake) => {
       // As `airlock serve`: bearer tokens only (401 without one), every operation through the guard.
       const { approvals } = openApprovals(lake, {
