@@ -68,6 +68,17 @@ describe('an export of a masked table', () => {
     expect(a.binding).toMatchObject({ table: 'sales.orders', ref: 'main' });
     expect(a.binding.version).toBe((await lake.catalog.getTable('main', 'sales.orders')).id);
     expect(existsSync(join(dir, 'w.csv'))).toBe(false);
+    // The same export asked again is the same approval; another person's is their own.
+    const again = await refusal(
+      guard.exportTable(actor('writer'), { table: 'sales.orders', file: join(dir, 'w.csv') }),
+    );
+    expect(again.details?.approvalId).toBe(approvalId);
+    const other = await refusal(
+      guard.exportTable(actor('reader'), { table: 'sales.orders', file: join(dir, 'r.csv') }),
+    );
+    expect(other.code).toBe('APPROVAL_REQUIRED');
+    expect(other.details?.approvalId).not.toBe(approvalId);
+    expect((await approvals.get(String(other.details?.approvalId))).requester.person).toBe('rita');
     const [entry] = await guard.audit.log({ actor: { person: 'walt' }, action: 'table.export', limit: 1 });
     expect(entry).toMatchObject({ outcome: 'approval_required', details: { approvalId } });
   });

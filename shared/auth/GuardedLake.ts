@@ -376,7 +376,8 @@ export class GuardedLake {
           request: {
             action: 'export',
             target: `${options.table}@${ref}`,
-            params: { table: options.table, commit: commit.id, format },
+            // The requester is part of what is approved: another person's identical export is another approval.
+            params: { table: options.table, commit: commit.id, format, for: actor.person },
             binding: { table: options.table, ref, version: id },
             summary: `export ${options.table}@${ref} (version ${id.slice(0, 12)}, ${version.rowCount} rows) raw as ${format}: ${what}`,
             diff: null,
