@@ -4,7 +4,7 @@ import { AirlockError, isAirlockError, isApprovalRequired } from '../shared/erro
 import { Lake } from '../shared/lake/Lake.js';
 import type { CodeStepExecutor } from '../shared/pipeline/run/index.js';
 import type { RowFormat } from '../shared/query/index.js';
-import { lakeLocation } from '../shared/lake/openLake.js';
+import { lakeLocation, protectedBranchesFromEnv } from '../shared/lake/openLake.js';
 import { cliApprovals, registerApprovalsCommands } from './commands/approvals.js';
 import { registerAuditCommands } from './commands/audit.js';
 import { registerDoctorCommands } from './commands/doctor.js';
@@ -173,15 +173,25 @@ export function buildProgram(): Command {
     );
 
   act(
-    common(program.command('init').description('create a lake with a protected main branch (idempotent)')),
+    common(
+      program
+        .command('init')
+        .description('create a lake with a protected main branch (idempotent)')
+        .option(
+          '--protect <patterns>',
+          'also protect these branches: names or prefix* patterns, comma-separated (default: $AIRLOCK_PROTECTED_BRANCHES); protection is only ever added',
+          list,
+        ),
+    ),
     async (_ctx, _a, o) => {
-      const { lake, created, head } = await Lake.init(lakeLocation({ ...(o.lake ? { lake: o.lake as string } : {}) }));
+      const { lake, created, head, protectedBranches } = await Lake.init(
+        lakeLocation({ ...(o.lake ? { lake: o.lake as string } : {}) }),
+        { protectedBranches: (o.protect as string[] | undefined) ?? protectedBranchesFromEnv() },
+      );
       await lake.close();
       return {
-        value: { created, head, branch: 'main' },
-        text: created
-          ? `Initialised lake; main is at ${short(head)} (protected)`
-          : `Lake already initialised; main is at ${short(head)}`,
+        value: { created, head, branch: 'main', protectedBranches },
+        text: `${created ? 'Initialised lake' : 'Lake already initialised'}; main is at ${short(head)}; protected: ${protectedBranches.join(', ')}`,
       };
     },
   );

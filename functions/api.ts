@@ -5,7 +5,6 @@ import { bearerActor, guardedHttpLake, inRequestScope } from '../shared/auth/htt
 import { openApprovals } from '../shared/approvals/index.js';
 import { type HttpApp, createHttpApp, errorResponse } from '../shared/http/index.js';
 import { Lake } from '../shared/lake/Lake.js';
-import { lakeLocation } from '../shared/lake/openLake.js';
 
 /**
  * The lake and its HTTP app, opened once per Lambda container from the environment
@@ -15,7 +14,7 @@ import { lakeLocation } from '../shared/lake/openLake.js';
  */
 let opened: Promise<HttpApp> | undefined;
 function app(): Promise<HttpApp> {
-  opened ??= Lake.open(lakeLocation({})).then(
+  opened ??= Lake.openFromEnv().then(
     (lake) => {
       // As `airlock serve`: bearer tokens only (401 without one), every operation through the guard.
       const { approvals } = openApprovals(lake, {

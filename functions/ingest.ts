@@ -8,7 +8,6 @@ import {
 } from '../shared/ingest/index.js';
 import { S3LandingSource } from '../shared/ingest/S3LandingSource.js';
 import { Lake } from '../shared/lake/Lake.js';
-import { lakeLocation } from '../shared/lake/openLake.js';
 import { createS3Client } from '../shared/store/S3ObjectStore.js';
 
 /** An S3 event notification (delivered straight to the function). */
@@ -31,7 +30,7 @@ export interface IngestHandlerResult {
 /** The lake and the landing source, opened once per container; a failed open is retried next time. */
 let opened: Promise<{ lake: Lake; source: S3LandingSource }> | undefined;
 function context() {
-  opened ??= Lake.open(lakeLocation({})).then(
+  opened ??= Lake.openFromEnv().then(
     (lake) => ({ lake, source: new S3LandingSource(createS3Client()) }),
     (error: unknown) => {
       opened = undefined;

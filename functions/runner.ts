@@ -4,7 +4,6 @@ import { LambdaClient } from '@aws-sdk/client-lambda';
 import { GuardedLake } from '../shared/auth/index.js';
 import { invalid } from '../shared/errors/index.js';
 import { Lake } from '../shared/lake/Lake.js';
-import { lakeLocation } from '../shared/lake/openLake.js';
 import {
   type Isolation,
   LambdaCodeStepExecutor,
@@ -43,7 +42,7 @@ const PIPELINES_ROOT = join(tmpdir(), 'airlock-pipelines');
 /** The lake, opened once per container from the environment; a failed open is retried next time. */
 let opened: Promise<Lake> | undefined;
 function lake(): Promise<Lake> {
-  opened ??= Lake.open(lakeLocation({})).catch((error: unknown) => {
+  opened ??= Lake.openFromEnv().catch((error: unknown) => {
     opened = undefined;
     throw error;
   });

@@ -12,6 +12,23 @@ describe('branches and refs', () => {
     expect(branches.map((b) => [b.name, b.protected])).toEqual([['main', true]]);
   });
 
+  it('adds protected branches and prefix patterns, never removes any, and keeps concurrent additions', async () => {
+    const { catalog } = await memoryCatalog();
+    const other = new Catalog(catalog.store, catalog.objects);
+    await Promise.all([catalog.protectBranches(['release/*']), other.protectBranches(['prod'])]);
+    const fresh = new Catalog(catalog.store, catalog.objects);
+    expect((await fresh.lakeSettings()).protectedBranches.sort()).toEqual(['main', 'prod', 'release/*']);
+    expect(await fresh.protectBranches([])).toEqual(expect.arrayContaining(['main', 'prod', 'release/*']));
+    await fresh.createBranch('release/1.0', 'main', alice);
+    await expect(fresh.commit('release/1.0', [append('raw.events')], { actor: alice, message: 'x' })).rejects.toSatisfy(
+      isDenied,
+    );
+    await fresh.createBranch('releases', 'main', alice); // not under release/
+    await fresh.commit('releases', [append('raw.events')], { actor: alice, message: 'x' });
+    await expect(fresh.protectBranches(['../x'])).rejects.toSatisfy(isInvalid);
+    await expect(fresh.protectBranches(['/*'])).rejects.toSatisfy(isInvalid);
+  });
+
   it('refuses direct commits to a protected branch', async () => {
     const { catalog } = await memoryCatalog();
     await expect(catalog.commit('main', [append('raw.events')], { actor: alice, message: 'x' })).rejects.toSatisfy(

@@ -1,6 +1,7 @@
 import { readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { Lake } from '../shared/lake/Lake.js';
 import { airlock, lakeState, tempDir } from './support/cli.js';
 
 const dir = tempDir('airlock-e2e-');
@@ -137,6 +138,29 @@ describe('the CLI contract', () => {
     expect(r.code).toBe(2);
     expect(r.json.error.code).toBe('USAGE');
     expect(r.json.error.message).toContain('--into');
+  });
+
+  it('init --protect (or AIRLOCK_PROTECTED_BRANCHES) adds protected branches to an existing lake', async () => {
+    const r = await airlock(['init', '--protect', 'release/*,prod', '--json', ...L]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.json.protectedBranches).toEqual(['main', 'release/*', 'prod']);
+    expect((await airlock(['branch', 'create', 'release/2', '--json', ...L])).code).toBe(0);
+    const f = file('r.csv', 'id\n1\n');
+    const denied = await airlock(['table', 'import', 'raw.r', f, '--branch', 'release/2', '--json', ...L]);
+    expect(denied.code).toBe(4);
+    const branches = await airlock(['branch', 'list', '--json', ...L]);
+    expect(branches.json.find((b: { name: string }) => b.name === 'release/2').protected).toBe(true);
+  });
+
+  it('the Lambda handlers open their lake with AIRLOCK_PROTECTED_BRANCHES applied (Lake.openFromEnv)', async () => {
+    const opened = await Lake.openFromEnv({ AIRLOCK_LAKE: lake, AIRLOCK_PROTECTED_BRANCHES: ' staging , prod ' });
+    try {
+      expect(await opened.catalog.isProtected('staging')).toBe(true);
+      expect(await opened.catalog.isProtected('release/9')).toBe(true); // kept from init --protect
+      expect(await opened.catalog.isProtected('dev')).toBe(false);
+    } finally {
+      await opened.close();
+    }
   });
 
   it('protected branches refuse direct imports with exit 4', async () => {

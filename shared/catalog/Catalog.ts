@@ -316,6 +316,40 @@ export class Catalog {
     return this.settings;
   }
 
+  /**
+   * Adds protected-branch patterns (a branch name, or a prefix ending in `*` such as
+   * `release/*`) to the lake's settings. Protection is only ever added here, never removed,
+   * so applying a deployment's list on every start is safe; concurrent calls are merged
+   * (version-checked write, retried). Returns the protected patterns after the change.
+   */
+  async protectBranches(patterns: readonly string[]): Promise<string[]> {
+    for (const p of patterns) {
+      const name = p.endsWith('*') ? p.slice(0, -1).replace(/\/$/, '') : p;
+      if (name === '' && p !== '*') throw invalid(`'${p}' is not a branch name or pattern (e.g. main, release/*)`);
+      if (name !== '') validateRefName('branch', name);
+    }
+    for (let attempt = 1; ; attempt++) {
+      const item = await this.store.get(CONFIG_KEY);
+      const current = (item?.data as unknown as LakeSettings | undefined) ?? { protectedBranches: ['main'] };
+      const next = [...new Set([...current.protectedBranches, ...patterns])];
+      if (next.length === current.protectedBranches.length) {
+        this.settings = current;
+        return next;
+      }
+      const settings: LakeSettings = { ...current, protectedBranches: next };
+      try {
+        await this.store.put(
+          { ...CONFIG_KEY, v: (item?.v ?? 0) + 1, data: { ...settings } },
+          item ? { kind: 'version', v: item.v ?? 0 } : { kind: 'absent' },
+        );
+        this.settings = settings;
+        return next;
+      } catch (e) {
+        if (!isConflict(e) || attempt >= 8) throw e;
+      }
+    }
+  }
+
   /** True when `branch` is protected (changes only by merge or revert). */
   async isProtected(branch: string): Promise<boolean> {
     const { protectedBranches } = await this.lakeSettings();

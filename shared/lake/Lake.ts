@@ -26,7 +26,13 @@ import type {
 
 /** The query engine, loaded on first query (it brings DuckDB and Arrow). */
 const queryEngine = () => import('../query/index.js');
-import { type LakeLocation, type LakeStores, openLakeStores } from './openLake.js';
+import {
+  type LakeLocation,
+  type LakeStores,
+  lakeLocation,
+  openLakeStores,
+  protectedBranchesFromEnv,
+} from './openLake.js';
 
 /** Options of {@link Lake.importTable}. */
 export interface ImportOptions {
@@ -117,11 +123,40 @@ export class Lake {
     return lake;
   }
 
-  /** Creates (or re-opens) a lake and its `main` branch. Idempotent. */
-  static async init(location: LakeLocation): Promise<{ lake: Lake; created: boolean; head: string }> {
+  /**
+   * Opens the lake a deployment's environment names (`lakeLocation` reads `AIRLOCK_BACKEND`,
+   * `AIRLOCK_DYNAMODB_TABLE`, `AIRLOCK_BUCKET`…) and applies `AIRLOCK_PROTECTED_BRANCHES`
+   * (only ever adding protection: one read, a write only when something is new). The Lambda
+   * handlers open their lake this way, so the stack's `airlock:protectedBranches` holds.
+   */
+  static async openFromEnv(env: NodeJS.ProcessEnv = process.env): Promise<Lake> {
+    const lake = await Lake.open(lakeLocation({}, env));
+    try {
+      await lake.catalog.protectBranches(protectedBranchesFromEnv(env));
+      return lake;
+    } catch (e) {
+      await lake.close();
+      throw e;
+    }
+  }
+
+  /**
+   * Creates (or re-opens) a lake and its `main` branch. Idempotent. `protectedBranches`
+   * (names or `prefix*` patterns) are protected besides `main`; protection is only added.
+   */
+  static async init(
+    location: LakeLocation,
+    options: { protectedBranches?: readonly string[] } = {},
+  ): Promise<{ lake: Lake; created: boolean; head: string; protectedBranches: string[] }> {
     const lake = new Lake(await openLakeStores(location, { create: true }));
-    const { created, head } = await lake.catalog.init({ person: lake.owner });
-    return { lake, created, head };
+    try {
+      const { created, head } = await lake.catalog.init({ person: lake.owner });
+      const protectedBranches = await lake.catalog.protectBranches(options.protectedBranches ?? []);
+      return { lake, created, head, protectedBranches };
+    } catch (e) {
+      await lake.close();
+      throw e;
+    }
   }
 
   /** The person the embedded CLI acts as without a token. */

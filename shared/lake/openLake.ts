@@ -33,6 +33,17 @@ export interface LakeStores {
  * `--lake DIR` or `AIRLOCK_LAKE` (default `./.airlock`); `AIRLOCK_BACKEND=aws` with
  * `AIRLOCK_DYNAMODB_TABLE` and `AIRLOCK_BUCKET`.
  */
+/**
+ * The protected-branch patterns a deployment asks for: `AIRLOCK_PROTECTED_BRANCHES`,
+ * comma-separated (e.g. `main,release/*`), empty when unset.
+ */
+export function protectedBranchesFromEnv(env: NodeJS.ProcessEnv = process.env): string[] {
+  return (env.AIRLOCK_PROTECTED_BRANCHES ?? '')
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean);
+}
+
 export function lakeLocation(flags: { lake?: string }, env: NodeJS.ProcessEnv = process.env): LakeLocation {
   const backend = env.AIRLOCK_BACKEND ?? 'local';
   if (backend === 'aws') {
