@@ -2,8 +2,8 @@ import type { Context, Hono } from 'hono';
 import type { ApprovalFilter, Approvals, ApprovalStatus } from '../approvals/index.js';
 import type { Actor } from '../catalog/index.js';
 import { invalid, notFound } from '../errors/index.js';
-import { errorResponse, httpStatusOf } from './httpErrors.js';
-import { type IdempotencyKeys, REPLAYED_HEADER, sha256Hex } from './idempotency.js';
+import { applyOnce } from './applyOnce.js';
+import { type IdempotencyKeys, sha256Hex } from './idempotency.js';
 import { jsonResponse } from './jsonResponse.js';
 import { parseJsonObject } from './mutationBodies.js';
 
@@ -37,34 +37,10 @@ export function registerApprovalRoutes(app: Hono<Env>, options: ApprovalRouteOpt
     return options.approvals;
   };
 
-  /** Applies once per `Idempotency-Key` (the mutation routes' protocol: 4xx answers are kept, 5xx release the key). */
-  async function once(c: Ctx, bodyHash: string, apply: () => Promise<Response>): Promise<Response> {
-    const key = c.req.header('idempotency-key');
-    if (key === undefined) return apply();
-    const url = new URL(c.req.url);
-    const claim = await keys.claim(c.get('actor'), key, { method: c.req.method, target: url.pathname, bodyHash });
-    if (claim.kind === 'replay') {
-      const { status, contentType, body } = claim.response;
-      return new Response(body, { status, headers: { 'content-type': contentType, [REPLAYED_HEADER]: 'true' } });
-    }
-    let response: Response;
-    try {
-      response = await apply();
-    } catch (error) {
-      if (httpStatusOf(error) >= 500) {
-        await claim.release();
-        throw error;
-      }
-      response = errorResponse(error);
-    }
-    if (response.status >= 500) {
-      await claim.release();
-      return response;
-    }
-    const body = await response.text();
-    const contentType = response.headers.get('content-type') ?? 'application/json; charset=utf-8';
-    await claim.complete({ status: response.status, contentType, body });
-    return new Response(body, { status: response.status, headers: response.headers });
+  /** Applies once per `Idempotency-Key` (see {@link applyOnce}). */
+  function once(c: Ctx, bodyHash: string, apply: () => Promise<Response>): Promise<Response> {
+    const request = { actor: c.get('actor'), method: c.req.method, url: c.req.url, bodyHash };
+    return applyOnce(keys, { ...request, key: c.req.header('idempotency-key') }, apply);
   }
 
   async function jsonBody(c: Ctx, fields: readonly string[], example: string) {
