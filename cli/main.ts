@@ -5,6 +5,7 @@ import { Lake } from '../shared/lake/Lake.js';
 import type { CodeStepExecutor } from '../shared/pipeline/run/index.js';
 import type { RowFormat } from '../shared/query/index.js';
 import { lakeLocation, protectedBranchesFromEnv } from '../shared/lake/openLake.js';
+import { logEntryView, tableView } from '../shared/lake/views.js';
 import { cliApprovals, registerApprovalsCommands } from './commands/approvals.js';
 import { registerAuditCommands } from './commands/audit.js';
 import { registerDoctorCommands } from './commands/doctor.js';
@@ -288,16 +289,7 @@ export function buildProgram(): Command {
         ref: o.ref as string,
       });
       return {
-        value: {
-          name,
-          version: id,
-          rowCount: version.rowCount,
-          bytes: version.bytes,
-          files: version.files.length,
-          schema: version.schema,
-          constraints: version.constraints,
-          ref: o.ref,
-        },
+        value: tableView(name as string, o.ref as string, id, version),
         text: renderTable(name as string, id, version),
       };
     },
@@ -469,16 +461,7 @@ export function buildProgram(): Command {
         limit: o.limit as number,
       });
       return {
-        value: commits.map((c) => ({
-          id: c.id,
-          parents: c.parents,
-          author: c.author,
-          agent: c.agent,
-          message: c.message,
-          time: c.time,
-          kind: c.kind,
-          runId: c.runId,
-        })),
+        value: commits.map(logEntryView),
         text: renderLog(commits),
       };
     },

@@ -5,7 +5,7 @@ import type { Actor } from '../catalog/index.js';
 import { AirlockError, invalid, notFound } from '../errors/index.js';
 import type { Lake, QueryOptions } from '../lake/Lake.js';
 import { registerApprovalRoutes } from './approvalRoutes.js';
-import { logEntryView, tableView } from './catalogViews.js';
+import { logEntryView, tableView } from '../lake/views.js';
 import { REQUEST_BYTES_CAP, errorResponse, httpStatusOf } from './httpErrors.js';
 import { IdempotencyKeys } from './idempotency.js';
 import { jsonResponse } from './jsonResponse.js';

@@ -5,6 +5,7 @@ import type { GuardedLake } from '../auth/index.js';
 import type { Actor, BranchInfo, MergeResult } from '../catalog/index.js';
 import { AirlockError, denied, invalid } from '../errors/index.js';
 import type { ImportResult } from '../lake/Lake.js';
+import { logEntryView, tableView } from '../lake/views.js';
 import type { RunSummary } from '../pipeline/run/index.js';
 import type { QueryParam } from '../query/index.js';
 
@@ -105,16 +106,7 @@ export function guardedOperations(guard: GuardedLake, options: GuardedOperations
     listTables: (actor, { ref }) => guard.listTables(actor, { ref }),
     async describeTable(actor, { table, ref }) {
       const { id, version } = await guard.showTable(actor, { table, ref });
-      return {
-        name: table,
-        version: id,
-        rowCount: version.rowCount,
-        bytes: version.bytes,
-        files: version.files.length,
-        schema: version.schema,
-        constraints: version.constraints,
-        ref,
-      };
+      return tableView(table, ref, id, version);
     },
     async query(actor, { sql, ref, params, maxRows }) {
       const result = await guard.query(actor, {
@@ -207,17 +199,7 @@ export function guardedOperations(guard: GuardedLake, options: GuardedOperations
         ...(dryRun ? { dryRun } : {}),
       }),
     async log(actor, { ref, limit }) {
-      const commits = await guard.log(actor, { ref, limit });
-      return commits.map((c) => ({
-        id: c.id,
-        parents: c.parents,
-        author: c.author,
-        agent: c.agent,
-        message: c.message,
-        time: c.time,
-        kind: c.kind,
-        runId: c.runId,
-      }));
+      return (await guard.log(actor, { ref, limit })).map(logEntryView);
     },
   };
 }

@@ -1,7 +1,7 @@
 import type { Commit, TableVersion } from '../catalog/index.js';
 
 /**
- * The JSON of one table at a ref: the shape `airlock table show --json` prints
+ * The JSON of one table at a ref, shared by the CLI, HTTP and MCP: the shape `airlock table show --json` prints
  * (`name`, `version`, `rowCount`, `bytes`, `files`, `schema.fields[{name,type,nullable,tags}]`,
  * `constraints`, `ref`).
  */
