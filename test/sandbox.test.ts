@@ -603,6 +603,27 @@ describe.runIf(process.platform === 'linux')('sandbox: a pool of ready processes
     expect(pool.refilling).toBe(false);
     expect(await liveSandboxes()).toEqual([]);
   }, 180_000);
+
+  it('keeps refilling after an idle refill found the pool already full', async () => {
+    const pool = new SandboxPool({ size: 2, limits, refillDelayMs: 20 });
+    const b = await bundle('top-level-log.mjs');
+    try {
+      await pool.ready();
+      const held = await pool.acquire(b.file, limits);
+      await pool.ready(); // the owner fills it while a step holds a process
+      expect(pool.idleCount).toBe(2);
+      await held.dispose(); // idle again: the refill finds nothing to do
+      await vi.waitFor(() => expect(pool.refilling).toBe(false), { timeout: 10_000, interval: 50 });
+      await new Promise((r) => setTimeout(r, 100));
+      expect(pool.refilling).toBe(false);
+      const taken = [await pool.acquire(b.file, limits), await pool.acquire(b.file, limits)];
+      await Promise.all(taken.map((p) => p.dispose()));
+      await vi.waitFor(() => expect(pool.idleCount).toBe(2), { timeout: 60_000, interval: 100 });
+    } finally {
+      await pool.close();
+    }
+    expect(await liveSandboxes()).toEqual([]);
+  }, 180_000);
 });
 
 describe('sandbox: npm packages from the pipeline folder', () => {

@@ -243,7 +243,9 @@ export class SandboxPool {
    */
   private fill(evenIfBusy = false): void {
     if (this.spawning || this.closed || !this.profile) return;
-    this.spawning = (async () => {
+    // Started after the assignment: a loop that ends before its first await must still
+    // clear `spawning` (set synchronously, the finally would run before it and leave it set).
+    this.spawning = Promise.resolve().then(async () => {
       try {
         while (!this.closed && this.profile) {
           this.prune();
@@ -264,7 +266,7 @@ export class SandboxPool {
       } finally {
         this.spawning = undefined;
       }
-    })();
+    });
   }
 }
 
