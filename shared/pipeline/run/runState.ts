@@ -55,7 +55,7 @@ export interface RunSummary {
 /** Folds a run's events into its summary. */
 export function summarize(events: readonly StoredRunEvent[]): RunSummary {
   const first = events[0];
-  if (!first || first.type !== 'started') throw new Error('a run log starts with its started event');
+  if (first?.type !== 'started') throw new Error('a run log starts with its started event');
   const steps = new Map<string, StepState>(first.steps.map((s: RecordedStep) => [s.name, stepState(s)]));
   const summary: RunSummary = {
     runId: first.runId,
