@@ -5,7 +5,6 @@
  * the same lake. Also runs the bundled code directory the stack deploys, to show the
  * bundle and its shipped native modules (DuckDB) work outside this checkout's sources.
  */
-import { randomUUID } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -21,67 +20,24 @@ import { lakeLocation } from '../shared/lake/openLake.js';
 import { tempDir } from './support/cli.js';
 import { awsBackendEnv } from './support/emulators.js';
 import { useEmulators } from './support/useEmulators.js';
+import { functionUrlEvent, type UrlCall } from './support/functionUrlEvents.js';
 
 type Handler = typeof ApiHandler;
 type UrlResult = Awaited<ReturnType<Handler>>;
 
-const HOST = 'abcdefghijklmnopqrstuvwxyz012345.lambda-url.us-east-1.on.aws';
+type Call = UrlCall;
 
-interface Call {
-  method: string;
-  path: string;
-  query?: string;
-  headers?: Record<string, string>;
-  body?: string;
-  /** Send the body base64-encoded, as function URLs do for non-text content types. */
-  base64?: boolean;
-}
-
-/** A function-URL request event (payload format 2.0), shaped as Lambda delivers it. */
+/** A function-URL request event, with the owner's bearer token unless the call sets its own. */
 function urlEvent(call: Call) {
-  const query = call.query ?? '';
-  const headers: Record<string, string> = {
-    host: HOST,
-    'x-forwarded-proto': 'https',
-    'x-forwarded-for': '203.0.113.7',
-    'user-agent': 'vitest',
-    // The function URL needs a bearer token (issue 6); the owner's, unless a call sets its own.
-    ...(ownerToken ? { authorization: `Bearer ${ownerToken}` } : {}),
-    ...(call.headers ?? {}),
-  };
-  const now = new Date();
-  return {
-    version: '2.0',
-    routeKey: '$default',
-    rawPath: call.path,
-    rawQueryString: query,
-    headers,
-    ...(query ? { queryStringParameters: Object.fromEntries(new URLSearchParams(query)) } : {}),
-    requestContext: {
-      accountId: 'anonymous',
-      apiId: HOST.split('.')[0] as string,
-      domainName: HOST,
-      domainPrefix: HOST.split('.')[0] as string,
-      http: {
-        method: call.method,
-        path: call.path,
-        protocol: 'HTTP/1.1',
-        sourceIp: '203.0.113.7',
-        userAgent: 'vitest',
-      },
-      requestId: randomUUID(),
-      routeKey: '$default',
-      stage: '$default',
-      time: now.toUTCString(),
-      timeEpoch: now.getTime(),
+  return functionUrlEvent<Parameters<Handler>[0]>({
+    ...call,
+    headers: {
+      'x-forwarded-for': '203.0.113.7',
+      // The function URL needs a bearer token (issue 6); the owner's, unless a call sets its own.
+      ...(ownerToken ? { authorization: `Bearer ${ownerToken}` } : {}),
+      ...(call.headers ?? {}),
     },
-    ...(call.body !== undefined
-      ? {
-          body: call.base64 ? Buffer.from(call.body).toString('base64') : call.body,
-          isBase64Encoded: !!call.base64,
-        }
-      : { isBase64Encoded: false }),
-  } as unknown as Parameters<Handler>[0];
+  });
 }
 
 /** What a client sees, from a Lambda result or a fetch response. */
