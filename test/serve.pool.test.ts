@@ -42,7 +42,7 @@ async function sandboxesOf(pid: number): Promise<number[]> {
   return out.sort((a, b) => a - b);
 }
 
-describe.runIf(process.platform === 'linux')('the pool in a long-lived process', { timeout: 240_000 }, () => {
+describe('the pool in a long-lived process', { timeout: 240_000 }, () => {
   it("runs through the HTTP app's guard take pooled processes from the one executor, and close() leaves none", async () => {
     const { lake, pipelineDir } = await lakeAndPipeline();
     // The limits runs through the HTTP API get: the defaults.
