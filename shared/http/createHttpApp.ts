@@ -13,7 +13,7 @@ import { type MutationLake, type PipelineOptions, isUploadPath, registerMutation
 import { OPENAPI_DOCUMENT } from './openApiDocument.js';
 import { MEDIA_TYPES, negotiateFormat, parseQueryBody } from './queryBody.js';
 import { type WriteChunk, streamedResponse } from './streamedResponse.js';
-import { DEFAULT_MAX_UPLOAD_BYTES } from './uploadBody.js';
+import { DEFAULT_MAX_UPLOAD_BYTES, drain } from './uploadBody.js';
 
 /** The output side of the query engine, loaded on first query (it brings DuckDB and Arrow). */
 const queryOutput = () => import('../query/index.js');
@@ -225,34 +225,10 @@ export function createHttpApp(options: HttpAppOptions) {
 /** The Hono app built by {@link createHttpApp}. */
 export type HttpApp = ReturnType<typeof createHttpApp>;
 
-/** Most bytes of an oversize body read (and dropped) so that its sender still gets the 413. */
-const MAX_DISCARDED_BYTES = 16 * 1024 * 1024;
-
-/**
- * Reads and drops the rest of a refused request body. A server that answers 413 and
- * closes while the client is still uploading makes most clients report a broken socket
- * (EPIPE/ECONNRESET) instead of the 413; reading the rest first lets them see the answer.
- * Bounded: past {@link MAX_DISCARDED_BYTES} the body is cancelled and the connection
- * dropped, so a huge upload costs little.
- */
+/** Reads and drops the rest of a refused request body (bounded), so its sender sees the 413: see {@link drain}. */
 async function discardBody(request: Request): Promise<void> {
   const body = request.body;
-  if (!body || body.locked) return;
-  const reader = body.getReader();
-  let read = 0;
-  try {
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) return;
-      read += value.byteLength;
-      if (read > MAX_DISCARDED_BYTES) {
-        await reader.cancel();
-        return;
-      }
-    }
-  } catch {
-    // The client went away: nothing left to answer.
-  }
+  if (body && !body.locked) await drain(body.getReader());
 }
 
 /** `?ref=` with the CLI's default. */

@@ -116,11 +116,12 @@ export async function stageUpload(
 const MAX_DRAINED_BYTES = 16 * 1024 * 1024;
 
 /**
- * Reads and drops the rest of a refused upload: a server answering 413 while the client
- * still sends makes most clients report a broken pipe instead of the answer. Bounded:
- * past {@link MAX_DRAINED_BYTES} the body is cancelled (the connection dropped).
+ * Reads and drops the rest of a refused request body: a server answering 413 while the
+ * client still sends makes most clients report a broken pipe (EPIPE/ECONNRESET) instead of
+ * the answer. Bounded: past {@link MAX_DRAINED_BYTES} the body is cancelled (the
+ * connection dropped), so a huge upload costs little.
  */
-async function drain(reader: ReadableStreamDefaultReader<Uint8Array>): Promise<void> {
+export async function drain(reader: ReadableStreamDefaultReader<Uint8Array>): Promise<void> {
   let read = 0;
   try {
     for (;;) {
