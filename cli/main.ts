@@ -119,7 +119,8 @@ export function jsonSafe(_key: string, value: unknown): unknown {
   return value;
 }
 
-function report(error: unknown, json: boolean): void {
+/** Prints a command's error (JSON on stdout under --json, else a line on stderr) and sets the exit code. */
+export function report(error: unknown, json: boolean): void {
   if (json && isApprovalRequired(error)) {
     // The public contract of an action waiting for a person: status + approval id, exit 5.
     const { approvalId, ...rest } = error.details;

@@ -1,8 +1,7 @@
 import type { Command } from 'commander';
-import { isAirlockError } from '../../shared/errors/index.js';
 import { Lake } from '../../shared/lake/Lake.js';
 import { lakeLocation } from '../../shared/lake/openLake.js';
-import { exitCodeOf } from '../exitCodes.js';
+import { report } from '../main.js';
 
 /**
  * Registers `airlock mcp`: the MCP server over stdio. Unlike other commands it prints
@@ -45,13 +44,7 @@ export function registerMcpCommand(program: Command): void {
         process.stderr.write(`airlock mcp: serving over stdio as ${who}\n`);
         await serveMcpStdio({ guard, actor, serverPaths: opened.stores.location.backend === 'local' });
       } catch (error) {
-        const message = isAirlockError(error)
-          ? error.message
-          : error instanceof Error
-            ? (error.stack ?? error.message)
-            : String(error);
-        process.stderr.write(`error: ${message}\n`);
-        process.exitCode = exitCodeOf(error);
+        report(error, false); // stdout carries only the protocol
       } finally {
         await lake?.close();
       }
